@@ -1,0 +1,1 @@
+"""Datasets: jittable 2-D toy samplers (:mod:`ebm_gan.data.toy`)."""

@@ -1,0 +1,250 @@
+"""The noise-injected generator x = G_f(z) + σε and its entropy gradient (MATH.md §4).
+
+Widening the generator's Dirac with Gaussian noise (the seed's suggestion)
+makes q_f(x) = ∫ N(x; G_f(z), σ²I) N(z; 0, I) dz a proper density. Its entropy
+gradient needs only the score of q_f: with the reparameterisation x = G_f(z) + σε
+and E_{q_f}[∂_f log q_f] = 0,
+
+.. math::
+
+  ∇_f H(q_f) = −E_{z,ε}\\big[(∇_x \\log q_f(x))ᵀ ∂_f x\\big],
+  \\qquad ∇_x \\log q_f(x) = E_{z' \\sim p(z'|x)}\\big[(G_f(z') − x)/σ²\\big],
+
+so one needs samples of the posterior p(z | x) ∝ N(z; 0, I) N(x; G_f(z), σ²I)
+(VERA, Grathwohl et al. 2021; PresGAN, Dieng et al. 2019). The posterior
+samples must be (nearly) independent of the z that produced x, or the estimate
+shrinks towards zero. Two samplers:
+
+* ``'importance'``: K proposals z'_j ~ r(z' | x), self-normalised weights
+  w_j ∝ N(z'_j; 0, I) N(x; G(z'_j), σ²I) / r(z'_j | x). The proposal is
+  ``'learned'`` (an amortised Gaussian r_φ(z|x) = N(μ_φ(x), L_φL_φᵀ), a third
+  player fitted by maximum likelihood on the generator's own pairs (z, x), i.e.
+  it minimises KL(p(z|x) ‖ r_φ), the mass-covering direction IS needs) or
+  ``'local'`` (N(z, (cσ)²I) around the latent that produced x). The same weights
+  give log q_f(x) ≈ log (1/K) Σ_j w_j, so the value is an estimate of H too.
+* ``'mala'``: a few Metropolis-adjusted Langevin steps on p(z | x) started at
+  the latent that produced x (an exact posterior sample, so the chain is
+  stationary; its autocorrelation shrinks the gradient). Its value is the lower
+  bound H(x | z) = ½ d log(2πeσ²) (the information term is not estimated).
+
+σ is fixed, or learned by the generator player (``learn_sigma``): log σ lives in
+the generator's ``'noise'`` collection and gets its gradient through x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ebm_gan import models
+from ebm_gan.registry import ConfigError, check_positive
+
+POSTERIORS = ("importance", "mala")
+PROPOSALS = ("learned", "local")
+
+
+def standard_normal_log_prob(z: jax.Array) -> jax.Array:
+  """log N(z; 0, I) over the last axis."""
+  return -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+
+def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, sigma) -> jax.Array:
+  """log N(x; mean, σ²I) over the last axis (x, mean flattened per sample)."""
+  d = x.shape[-1]
+  return (-0.5 * jnp.sum((x - mean) ** 2, axis=-1) / sigma ** 2
+          - d * jnp.log(sigma) - 0.5 * d * math.log(2 * math.pi))
+
+
+def conditional_entropy(d: int, sigma) -> jax.Array:
+  """H(x | z) = ½ d log(2πeσ²) for x = G(z) + σε in d dimensions."""
+  return 0.5 * d * (math.log(2 * math.pi * math.e) + 2 * jnp.log(sigma))
+
+
+def add_noise(generator, params, z, key, sigma):
+  """x = G_f(z) + σε, ε ~ N(0, I) (x has the generator's output shape)."""
+  g = generator.apply(params["generator"], z)
+  return g + sigma * jax.random.normal(key, g.shape, g.dtype)
+
+
+class GaussianPosterior(nn.Module):
+  """r_φ(z | x) = N(z; W x + c + MLP(x), L_φ L_φᵀ) with a shared Cholesky factor L_φ.
+
+  The affine path alone is exact for a linear-Gaussian generator (whose
+  posterior has a mean affine in x and a constant covariance); the MLP (last
+  layer zero at init) adds the nonlinear part. Returns
+  ``(mean[B, k], scale_tril[k, k])``; L_φ starts at ``init_scale`` · I.
+  """
+  latent_dim: int
+  hidden: Sequence[int] = (128, 128)
+  activation: str = "relu"
+  init_scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.latent_dim
+    act = models.ACTIVATIONS.get(self.activation, key="entropy.noisy.activation")
+    x = x.reshape(x.shape[0], -1)
+    h = x
+    for width in self.hidden:
+      h = act(nn.Dense(width)(h))
+    mean = nn.Dense(k)(x) + nn.Dense(k, kernel_init=nn.initializers.zeros)(h)
+    off = self.param("L_offdiag", nn.initializers.zeros, (k, k))
+    log_diag = self.param("L_log_diag", nn.initializers.constant(math.log(self.init_scale)), (k,))
+    return mean, jnp.tril(off, -1) + jnp.diag(jnp.exp(log_diag))
+
+
+def gaussian_posterior_log_prob(z, mean, scale_tril):
+  """log N(z; mean, L Lᵀ) over the last axis; z[..., B, k], mean[B, k]."""
+  eta = jax.scipy.linalg.solve_triangular(scale_tril, (z - mean)[..., None], lower=True)[..., 0]
+  return standard_normal_log_prob(eta) - jnp.sum(jnp.log(jnp.diag(scale_tril)))
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisyGenerator:
+  """x = G_f(z) + σε with ∇_f H from posterior samples (module docstring).
+
+  The returned ``h`` has the value of the estimate (importance sampling:
+  −mean log q̂(x); MALA: the lower bound H(x|z)) and the gradient of the
+  surrogate −(1/B) Σ_i sg(ŝ_i)ᵀ x_i, ŝ_i ≈ ∇_x log q_f(x_i).
+
+  Attributes:
+    sigma: σ (its initial value when learned).
+    learn_sigma: whether the generator player learns log σ.
+    posterior: ``'importance'`` or ``'mala'``.
+    proposal: for importance sampling, ``'learned'`` (a player ``'posterior'``)
+      or ``'local'`` (N(z, (proposal_scale·σ)² I)).
+    num_samples: K importance proposals per sample.
+    proposal_scale: c of the local proposal (the posterior's width is about
+      σ / ‖∂G/∂z‖).
+    proposal_hidden: the learned proposal's mean-network widths.
+    mala_steps: MALA steps per sample.
+    mala_step_size: the Langevin step h in units of σ (h = mala_step_size·σ).
+  """
+  sigma: float = 0.1
+  learn_sigma: bool = False
+  posterior: str = "importance"
+  proposal: str = "learned"
+  num_samples: int = 16
+  proposal_scale: float = 1.0
+  proposal_hidden: tuple[int, ...] = (128, 128)
+  mala_steps: int = 10
+  mala_step_size: float = 1.0
+
+  def __post_init__(self):
+    check_positive(self.sigma, "entropy.noisy.sigma")
+    check_positive(self.num_samples, "entropy.noisy.num_samples", integer=True)
+    check_positive(self.proposal_scale, "entropy.noisy.proposal_scale")
+    check_positive(self.mala_steps, "entropy.noisy.mala_steps", integer=True)
+    check_positive(self.mala_step_size, "entropy.noisy.mala_step_size")
+    for key, value, allowed in (("posterior", self.posterior, POSTERIORS),
+                                ("proposal", self.proposal, PROPOSALS)):
+      if value not in allowed:
+        raise ConfigError(f"entropy.noisy.{key}={value!r} is not allowed; "
+                          f"allowed: {', '.join(allowed)}.")
+
+  @property
+  def players(self) -> tuple[str, ...]:
+    learned = self.posterior == "importance" and self.proposal == "learned"
+    return ("posterior",) if learned else ()
+
+  def noise_scale(self, params) -> jax.Array:
+    """σ: the fixed value, or exp(log σ) from the generator's 'noise' collection."""
+    if self.learn_sigma:
+      return jnp.exp(params["generator"]["noise"]["log_sigma"])
+    return jnp.asarray(self.sigma, jnp.float32)
+
+  def _proposal(self, latent_dim):
+    # Starts at width σ: the posterior's width for a generator with ∂G/∂z ≈ I.
+    return GaussianPosterior(latent_dim, self.proposal_hidden, init_scale=self.sigma)
+
+  def init(self, key, generator, params, z):
+    new = {}
+    if self.learn_sigma:
+      new["generator"] = {**params["generator"],
+                          "noise": {"log_sigma": jnp.asarray(math.log(self.sigma), jnp.float32)}}
+    if self.players:
+      x = generator.apply(params["generator"], z)
+      new["posterior"] = self._proposal(z.shape[-1]).init(key, x.reshape(x.shape[0], -1))
+    return new
+
+  def sample(self, generator, params, z, key):
+    return add_noise(generator, params, z, key, self.noise_scale(params))
+
+  def entropy(self, generator, params, z, x, key):
+    x = x.reshape(x.shape[0], -1)
+    params_sg, x_sg, z = jax.lax.stop_gradient((params, x, z))
+    sigma = self.noise_scale(params_sg)
+    if self.posterior == "importance":
+      score, h_value, metrics = self._importance(generator, params_sg, z, x_sg, sigma, key)
+    else:
+      score, metrics = self._mala(generator, params_sg, z, x_sg, sigma, key)
+      h_value = conditional_entropy(x.shape[-1], sigma)
+    surrogate = -jnp.mean(jnp.sum(score * x, axis=-1))
+    h = h_value + surrogate - jax.lax.stop_gradient(surrogate)
+    return h, {**metrics, "sigma": sigma}
+
+  def _importance(self, generator, params, z, x, sigma, key):
+    """(ŝ[B, d], −mean log q̂, metrics) by self-normalised importance sampling."""
+    k = z.shape[-1]
+    eta = jax.random.normal(key, (self.num_samples,) + z.shape, z.dtype)
+    if self.proposal == "learned":
+      mean, tril = self._proposal(k).apply(params["posterior"], x)
+      zs = mean + eta @ tril.T
+      log_r = standard_normal_log_prob(eta) - jnp.sum(jnp.log(jnp.diag(tril)))
+    else:
+      scale = self.proposal_scale * sigma
+      zs = z + scale * eta
+      log_r = standard_normal_log_prob(eta) - k * jnp.log(scale)
+    g = generator.apply(params["generator"], zs.reshape(-1, k))
+    g = g.reshape(self.num_samples, x.shape[0], -1)
+    log_w = standard_normal_log_prob(zs) + gaussian_log_likelihood(x, g, sigma) - log_r
+    w = jax.nn.softmax(log_w, axis=0)                                   # [K, B]
+    score = jnp.sum(w[..., None] * (g - x), axis=0) / sigma ** 2
+    log_q = jax.nn.logsumexp(log_w, axis=0) - math.log(self.num_samples)
+    ess = 1.0 / jnp.sum(w * w, axis=0) / self.num_samples
+    return score, -jnp.mean(log_q), {"is_ess": jnp.mean(ess)}
+
+  def _mala(self, generator, params, z, x, sigma, key):
+    """(ŝ[B, d], metrics): the score averaged over a MALA chain on p(z | x)."""
+    h = self.mala_step_size * sigma
+
+    def log_post(zz):
+      g = generator.apply(params["generator"], zz).reshape(x.shape)
+      log_p = standard_normal_log_prob(zz) + gaussian_log_likelihood(x, g, sigma)
+      return jnp.sum(log_p), (log_p, g)
+
+    grad_fn = jax.grad(log_post, has_aux=True)
+
+    def step(state, k):
+      # state = (z, ∇ log p(z|x), log p(z, x), G(z)); one MALA step per sample.
+      zz, grad, log_p, g = state
+      k_prop, k_acc = jax.random.split(k)
+      fwd = zz + 0.5 * h ** 2 * grad
+      prop = fwd + h * jax.random.normal(k_prop, zz.shape, zz.dtype)
+      grad_p, (log_p_p, g_p) = grad_fn(prop)
+      back = prop + 0.5 * h ** 2 * grad_p
+      log_ratio = (log_p_p - log_p - 0.5 * jnp.sum((zz - back) ** 2, -1) / h ** 2
+                   + 0.5 * jnp.sum((prop - fwd) ** 2, -1) / h ** 2)
+      accept = jnp.log(jax.random.uniform(k_acc, log_p.shape)) < log_ratio
+      state = jax.tree.map(lambda a, b: jnp.where(accept[:, None] if a.ndim > 1 else accept, a, b),
+                           (prop, grad_p, log_p_p, g_p), state)
+      return state, (state[3], jnp.mean(accept))
+
+    grad0, (log_p0, g0) = grad_fn(z)
+    _, (g, acc) = jax.lax.scan(step, (z, grad0, log_p0, g0),
+                               jax.random.split(key, self.mala_steps))
+    score = jnp.mean(g - x, axis=0) / sigma ** 2
+    return score, {"mala_accept": jnp.mean(acc)}
+
+  def losses(self, generator, params, z, x, key):
+    if not self.players:
+      return {}
+    x, z = jax.lax.stop_gradient((x, z))
+    mean, tril = self._proposal(z.shape[-1]).apply(params["posterior"], x)
+    nll = -jnp.mean(gaussian_posterior_log_prob(z, mean, tril))
+    return {"posterior": (nll, {"posterior_nll": nll})}

@@ -1,0 +1,270 @@
+"""Games: every player's descent direction from ONE ``jax.grad``.
+
+Each player i minimises its own loss ℓ_i(θ_i, θ_{−i}). With sg the stop-gradient,
+
+    ∇_θ Σ_j ℓ_j(θ_j, sg(θ_{−j}))  restricted to θ_i  =  ∇_{θ_i} ℓ_i(θ_i, θ_{−i}),
+
+because in ℓ_j (j ≠ i) player i's parameters are constants. So one backward
+pass over the summed losses returns every player's own gradient — the
+mechanism behind :class:`EBMGame` (MATH.md §3: the energy maximises L1, the
+generator maximises L2) and :class:`GANGame`. XLA merges the forward passes the
+players share (stop_gradient is the identity on values), so the sum costs one
+forward of each network, not one per player.
+
+Sign convention: U is a log-unnormalised density (higher U = more probable), a
+maximising player's loss is its negated objective, and directions are descent
+directions, ready for optax.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ebm_gan import entropy as entropy_lib
+from ebm_gan import objectives
+
+Params = dict[str, Any]
+
+
+def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Params,
+                     has_aux: bool = False):
+  """Every player's descent direction in one ``jax.grad``.
+
+  .. math::  d_i = ∇_{θ_i} ℓ_i(θ_i, θ_{−i})
+             = [∇_θ Σ_j ℓ_j(θ_j, \\mathrm{sg}(θ_{−j}))]_i
+
+  Args:
+    losses: player name → ``loss(params) -> scalar`` (or ``(scalar, aux)`` when
+      ``has_aux``); each is called with a view of ``params`` in which every
+      other player's entry is under ``stop_gradient``.
+    params: player name → parameter pytree (players without a loss get a zero
+      direction).
+    has_aux: whether the losses return ``(value, aux)``.
+
+  Returns:
+    ``(values, directions, aux)``: per-player loss values, per-player descent
+    directions (same structure as ``params``), per-player aux ({} without aux).
+  """
+  missing = [p for p in losses if p not in params]
+  if missing:
+    raise KeyError(f"losses name players {missing} that have no params {list(params)}")
+
+  def total(p):
+    values, auxes, acc = {}, {}, 0.0
+    for name, loss in losses.items():
+      view = {k: v if k == name else jax.lax.stop_gradient(v) for k, v in p.items()}
+      out = loss(view)
+      values[name], auxes[name] = out if has_aux else (out, None)
+      acc = acc + values[name]
+    return acc, (values, auxes)
+
+  directions, (values, auxes) = jax.grad(total, has_aux=True)(params)
+  return values, directions, (auxes if has_aux else {})
+
+
+def _latents(key, n, latent_dim):
+  return jax.random.normal(key, (n, latent_dim))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EBMGame:
+  """The maximum-entropy EBM-GAN game max_m min_f L3 (MATH.md §2–3).
+
+  Players and their losses (each minimised):
+
+  * ``energy``   (m):  −L1 = −E_p[U_m] + E_{q_f}[U_m]  (+ penalty);   ∇ = −∇_m L1 = −∇_m L3
+  * ``generator`` (f): −L2 + log Z_m = −E_{q_f}[U_m] − λ·Ĥ(q_f);   ∇ = −∇_f L2 = ∇_f L3 (λ = 1)
+  * the entropy estimator's own players, if any (e.g. a statistics network).
+
+  Ĥ is the entropy estimator's value (or a surrogate with the right gradient);
+  λ = ``entropy_weight`` (1 is the seed's objective, 0 drops the max-entropy term).
+
+  Attributes:
+    energy: flax module x[B, ...] → U[B] (a log-unnormalised density).
+    generator: flax module z[B, latent_dim] → x[B, ...]; needs ``latent_dim``.
+    entropy: an :class:`ebm_gan.entropy.EntropyEstimator`.
+    penalty: optional ``penalty(energy_fn, x_data, x_gen, key) -> scalar``
+      added to the energy's loss (see ``objectives.score_penalty``).
+    entropy_weight: λ above.
+  """
+  energy: nn.Module
+  generator: nn.Module
+  entropy: Any = dataclasses.field(default_factory=entropy_lib.NoEntropy)
+  penalty: Callable | None = None
+  entropy_weight: float = 1.0
+
+  @property
+  def latent_dim(self) -> int:
+    return self.generator.latent_dim
+
+  @property
+  def players(self) -> tuple[str, ...]:
+    return ("energy", "generator") + tuple(self.entropy.players)
+
+  @property
+  def critics(self) -> tuple[str, ...]:
+    """Players that move first in alternating updates: the energy and estimator players."""
+    return ("energy",) + tuple(self.entropy.players)
+
+  def init(self, key: jax.Array, x_example: jax.Array) -> Params:
+    """Initialises every player's parameters from one example batch."""
+    k_e, k_g, k_h = jax.random.split(key, 3)
+    z = _latents(k_g, x_example.shape[0], self.latent_dim)
+    params = {"energy": self.energy.init(k_e, x_example),
+              "generator": self.generator.init(k_g, z)}
+    params.update(self.entropy.init(k_h, self.generator, params, z))
+    return params
+
+  def sample(self, params: Params, key: jax.Array, n: int):
+    """Draws ``(x, z)``: n generator samples x ~ q_f and their latents z."""
+    k_z, k_x = jax.random.split(key)
+    z = _latents(k_z, n, self.latent_dim)
+    return self.entropy.sample(self.generator, params, z, k_x), z
+
+  def energy_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]:
+    """x ↦ U_m(x) for the given parameters."""
+    return lambda x: self.energy.apply(params["energy"], x)
+
+  def losses(self, x_data: jax.Array, key: jax.Array):
+    """Per-player loss functions ``params -> (loss, metrics)`` for one batch."""
+    n = x_data.shape[0]
+    k_sample, k_pen, k_ent = jax.random.split(key, 3)
+
+    def energy_loss(p):
+      x_gen, _ = self.sample(p, k_sample, n)
+      u = self.energy_fn(p)
+      u_data, u_gen = u(x_data), u(x_gen)
+      l1 = objectives.l1(u_data, u_gen)
+      loss = -l1
+      metrics = {"l1": l1, "u_data": jnp.mean(u_data), "u_gen": jnp.mean(u_gen)}
+      if self.penalty is not None:
+        pen = self.penalty(u, x_data, x_gen, k_pen)
+        metrics["penalty"] = pen
+        loss = loss + pen
+      return loss, metrics
+
+    def generator_loss(p):
+      x_gen, z = self.sample(p, k_sample, n)
+      u_gen = self.energy_fn(p)(x_gen)
+      h, h_metrics = self.entropy.entropy(self.generator, p, z, x_gen, k_ent)
+      loss = -(jnp.mean(u_gen) + self.entropy_weight * h)
+      return loss, {"entropy": h, **h_metrics}
+
+    losses = {"energy": energy_loss, "generator": generator_loss}
+    for name in self.entropy.players:
+      def extra_loss(p, name=name):
+        x_gen, z = self.sample(p, k_sample, n)
+        return self.entropy.losses(self.generator, p, z, x_gen, k_ent)[name]
+      losses[name] = extra_loss
+    return losses
+
+  def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array):
+    """L3 and every player's descent direction, from one jitted ``jax.grad``.
+
+    Returns:
+      ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
+      (MATH.md 3.1), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
+      loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
+      player p's descent direction (−∇_m L1 for the energy, −∇_f L2 for the
+      generator).
+    """
+    return _value_and_directions(self, params, x_data, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _value_and_directions(game, params, x_data, key):
+  values, directions, aux = joint_directions(game.losses(x_data, key), params, has_aux=True)
+  value = {}
+  for player, metrics in aux.items():
+    value.update(metrics)
+  value.update({f"loss_{p}": v for p, v in values.items()})
+  value["l3"] = value["l1"] - value["entropy"]
+  return value, directions
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GANGame:
+  """The vanilla GAN game (MATH.md §6) and its variants, with a logit discriminator.
+
+  Players: ``discriminator`` (its loss from ``loss.discriminator``) and
+  ``generator`` (``loss.generator``); see :mod:`ebm_gan.objectives` for the
+  losses. The discriminator's logit plays the energy's role: at the optimum of
+  the minimax loss, logit D*(x) = log p(x) − log q_G(x).
+
+  Attributes:
+    discriminator: flax module x → logit[B].
+    generator: flax module z → x with attribute ``latent_dim``.
+    loss: an ``objectives.GANLoss`` (minimax, non_saturating, wasserstein, hinge,
+      least_squares).
+    penalty: optional penalty on the discriminator's logit function.
+    label_smoothing: one-sided smoothing s of the real labels (target 1 − s).
+  """
+  discriminator: nn.Module
+  generator: nn.Module
+  loss: objectives.GANLoss = objectives.GAN_LOSSES.get("non_saturating")
+  penalty: Callable | None = None
+  label_smoothing: float = 0.0
+
+  @property
+  def latent_dim(self) -> int:
+    return self.generator.latent_dim
+
+  @property
+  def players(self) -> tuple[str, ...]:
+    return ("discriminator", "generator")
+
+  @property
+  def critics(self) -> tuple[str, ...]:
+    return ("discriminator",)
+
+  def init(self, key, x_example):
+    """Initialises both players from an example batch."""
+    k_d, k_g = jax.random.split(key)
+    z = _latents(k_g, x_example.shape[0], self.latent_dim)
+    return {"discriminator": self.discriminator.init(k_d, x_example),
+            "generator": self.generator.init(k_g, z)}
+
+  def sample(self, params, key, n):
+    """Draws ``(x, z)`` from the generator."""
+    z = _latents(key, n, self.latent_dim)
+    return self.generator.apply(params["generator"], z), z
+
+  def losses(self, x_data, key):
+    """Per-player loss functions ``params -> (loss, metrics)``."""
+    n = x_data.shape[0]
+    k_sample, k_pen = jax.random.split(key)
+
+    def disc_loss(p):
+      logit = lambda x: self.discriminator.apply(p["discriminator"], x)
+      x_gen, _ = self.sample(p, k_sample, n)
+      real, fake = logit(x_data), logit(x_gen)
+      loss = self.loss.discriminator(real, fake, self.label_smoothing)
+      metrics = {"logit_data": jnp.mean(real), "logit_gen": jnp.mean(fake)}
+      if self.penalty is not None:
+        metrics["penalty"] = self.penalty(logit, x_data, x_gen, k_pen)
+        loss = loss + metrics["penalty"]
+      return loss, metrics
+
+    def gen_loss(p):
+      x_gen, _ = self.sample(p, k_sample, n)
+      return self.loss.generator(self.discriminator.apply(p["discriminator"], x_gen)), {}
+
+    return {"discriminator": disc_loss, "generator": gen_loss}
+
+  def value_and_directions(self, params, x_data, key):
+    """Per-player losses (``loss_<player>``), metrics and descent directions, jitted."""
+    return _gan_value_and_directions(self, params, x_data, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _gan_value_and_directions(game, params, x_data, key):
+  values, directions, aux = joint_directions(game.losses(x_data, key), params, has_aux=True)
+  value = {k: v for metrics in aux.values() for k, v in metrics.items()}
+  value.update({f"loss_{p}": v for p, v in values.items()})
+  return value, directions

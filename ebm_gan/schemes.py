@@ -1,0 +1,114 @@
+"""Update schemes for n-player games: simultaneous, alternating, extragradient.
+
+A game is seen here only through its *directions function*
+``directions_fn(params, key) -> (directions, aux)`` where ``params`` and
+``directions`` are dicts keyed by player and every direction is a **descent**
+direction of that player's own loss (see :func:`ebm_gan.game.joint_directions`).
+Each player has its own optax transform and state, so players can use
+different optimisers and learning rates (two-timescale updates).
+
+With per-player transforms T_i (update u = T_i(d), θ ← θ + u):
+
+* simultaneous:  d = D(θ_t);  θ_{t+1,i} = θ_{t,i} + T_i(d_i)            (all at once)
+* alternating:   players step in turn, each at the point the previous ones left;
+                 the critic players step ``critic_steps`` times per round.
+* extragradient: d = D(θ_t); θ_½ = θ_t + T(d) (state discarded);
+                 d' = D(θ_½);  θ_{t+1} = θ_t + T(d') (state kept).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import optax
+
+from ebm_gan.registry import ConfigError, Registry
+
+Params = Mapping[str, Any]
+DirectionsFn = Callable[[Params, jax.Array], tuple[dict, Any]]
+
+SCHEMES = Registry("update scheme")
+for _name in ("simultaneous", "alternating", "extragradient"):
+  SCHEMES.register(_name, _name)
+
+
+def _step_players(players, params, opt_states, directions, txs):
+  """Applies each listed player's transform to its direction; returns new dicts."""
+  params, opt_states, updates = dict(params), dict(opt_states), {}
+  for p in players:
+    u, opt_states[p] = txs[p].update(directions[p], opt_states[p], params[p])
+    params[p] = optax.apply_updates(params[p], u)
+    updates[p] = u
+  return params, opt_states, updates
+
+
+def alternating_order(players: Sequence[str], critics: Sequence[str],
+                      critic_steps: int) -> list[tuple[str, ...]]:
+  """The sub-steps of one alternating round: critics ``critic_steps`` times, then the rest.
+
+  >>> alternating_order(['energy', 'generator'], ['energy'], 2)
+  [('energy',), ('energy',), ('generator',)]
+  """
+  unknown = [c for c in critics if c not in players]
+  if unknown:
+    raise ConfigError(f"critic players {unknown} are not players of the game {list(players)}")
+  rest = tuple(p for p in players if p not in critics)
+  order = [tuple(critics)] * critic_steps if critics else []
+  return order + ([rest] if rest else [])
+
+
+def make_update(directions_fn: DirectionsFn,
+                txs: Mapping[str, optax.GradientTransformation],
+                scheme: str = "simultaneous",
+                *,
+                critics: Sequence[str] = ("energy",),
+                critic_steps: int = 1):
+  """Builds ``update(params, opt_states, key) -> (params, opt_states, aux, updates)``.
+
+  Args:
+    directions_fn: ``(params, key) -> (directions, aux)``, descent directions per player.
+    txs: an optax transform per player (the keys are the players).
+    scheme: 'simultaneous', 'alternating' or 'extragradient'.
+    critics: for 'alternating', the players that move first (``critic_steps`` times).
+      Names that are not players are ignored, so one default serves every game.
+    critic_steps: for 'alternating', critic sub-steps per round (k in WGAN).
+
+  Returns:
+    A pure function; ``aux`` is the directions function's aux at the round's
+    first evaluation (the point θ_t), ``updates`` the applied per-player updates.
+    The directions function is called once (simultaneous), twice
+    (extragradient) or ``critic_steps + 1`` times (alternating, 2 players) per
+    round, each with its own key folded from ``key``.
+  """
+  SCHEMES.get(scheme, key="scheme")
+  players = list(txs)
+
+  if scheme == "simultaneous":
+    def update(params, opt_states, key):
+      d, aux = directions_fn(params, key)
+      params, opt_states, updates = _step_players(players, params, opt_states, d, txs)
+      return params, opt_states, aux, updates
+
+  elif scheme == "alternating":
+    order = alternating_order(players, [c for c in critics if c in players], critic_steps)
+
+    def update(params, opt_states, key):
+      updates, first_aux = {}, None
+      for i, group in enumerate(order):
+        d, aux = directions_fn(params, jax.random.fold_in(key, i))
+        first_aux = aux if first_aux is None else first_aux
+        params, opt_states, u = _step_players(group, params, opt_states, d, txs)
+        updates.update(u)
+      return params, opt_states, first_aux, updates
+
+  else:  # extragradient
+    def update(params, opt_states, key):
+      k0, k1 = jax.random.split(key)
+      d0, aux = directions_fn(params, k0)
+      look_ahead, _, _ = _step_players(players, params, opt_states, d0, txs)
+      d1, _ = directions_fn(look_ahead, k1)
+      params, opt_states, updates = _step_players(players, params, opt_states, d1, txs)
+      return params, opt_states, aux, updates
+
+  return update

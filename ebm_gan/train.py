@@ -1,0 +1,155 @@
+"""Training state, the train step and many-steps-per-dispatch chunks.
+
+One step of a game: every player's descent direction from the game's single
+``value_and_directions`` call, combined by an update scheme (simultaneous,
+alternating, extragradient; :mod:`ebm_gan.schemes`) with per-player optax
+transforms. The step is pure and carries no mapping code: with ``axis_name``
+set it averages directions and metrics with ``lax.pmean`` so callers can
+``pmap`` it (:mod:`ebm_gan.parallel`).
+
+Randomness is a function of (state.key, state.step) only, so a run resumed
+from a checkpoint replays exactly the same data and noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from ebm_gan import optim
+from ebm_gan import schemes
+
+_STEP_STREAM, _DATA_STREAM = 0, 1
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue: a pytree, so it jits, pmaps and checkpoints.
+
+  Attributes:
+    step: int32 scalar, the number of completed steps.
+    params: player name → parameters.
+    opt_states: player name → that player's optimiser state.
+    key: the run's root PRNG key (raw uint32[2]); step keys are folded from it.
+  """
+  step: jax.Array
+  params: dict
+  opt_states: dict
+  key: jax.Array
+
+
+def init_state(game, tx, key: jax.Array, x_example: jax.Array) -> TrainState:
+  """Initialises parameters (from ``x_example``) and each player's optimiser state.
+
+  Args:
+    game: an ``EBMGame``/``GANGame`` (anything with ``players`` and ``init``).
+    tx: one optax transform for every player, or ``optim.per_player({...})``.
+    key: a raw PRNG key (``jax.random.PRNGKey(seed)``).
+    x_example: a data batch [B, ...] fixing shapes.
+  """
+  txs = optim.player_transforms(tx, game.players)
+  init_key, run_key = jax.random.split(key)
+  params = game.init(init_key, x_example)
+  opt_states = {p: txs[p].init(params[p]) for p in game.players}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_states=opt_states,
+                    key=run_key)
+
+
+def _l2(tree) -> jax.Array:
+  return optax.tree_utils.tree_l2_norm(tree)
+
+
+def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int = 1,
+                    axis_name: str | None = None) -> Callable[[TrainState, jax.Array], tuple]:
+  """Returns a pure ``step(state, batch) -> (state, metrics)``.
+
+  Each player i moves along its own descent direction d_i (−∇_m L1 for the
+  energy, −∇_f L2 for the generator) through its optax transform T_i:
+  θ_i ← θ_i + T_i(d_i), combined across players by ``scheme``.
+
+  Args:
+    game: the game (``value_and_directions(params, batch, key)``, ``players``).
+    tx: one optax transform for all players or ``optim.per_player({...})``.
+    scheme: 'simultaneous', 'alternating' or 'extragradient'.
+    critic_steps: critic sub-steps per generator step ('alternating' only).
+    axis_name: when set, directions and metrics are ``lax.pmean``-ed over it,
+      and each device draws different noise (its axis index is folded in).
+
+  Returns:
+    ``step``; metrics hold the game's value dict (l1, l3, entropy, per-player
+    losses, …) at θ_t and per-player ``grad_norm/…``, ``param_norm/…`` and
+    ``update_norm/…``.
+  """
+  txs = optim.player_transforms(tx, game.players)
+
+  def step(state: TrainState, batch: jax.Array):
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_STREAM), state.step)
+    if axis_name is not None:
+      key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+    def directions_fn(params, k):
+      value, directions = game.value_and_directions(params, batch, k)
+      if axis_name is not None:
+        value, directions = jax.lax.pmean((value, directions), axis_name)
+      value = dict(value, **{f"grad_norm/{p}": _l2(d) for p, d in directions.items()})
+      return directions, value
+
+    update = schemes.make_update(directions_fn, txs, scheme, critics=game.critics,
+                                 critic_steps=critic_steps)
+    params, opt_states, metrics, updates = update(state.params, state.opt_states, key)
+    metrics = dict(metrics)
+    for p in game.players:
+      metrics[f"param_norm/{p}"] = _l2(params[p])
+      metrics[f"update_norm/{p}"] = _l2(updates[p])
+    new_state = state.replace(step=state.step + 1, params=params, opt_states=opt_states)
+    return new_state, metrics
+
+  return step
+
+
+def data_key(state: TrainState) -> jax.Array:
+  """The key of the data batch of step ``state.step`` (independent of the step's noise)."""
+  return jax.random.fold_in(jax.random.fold_in(state.key, _DATA_STREAM), state.step)
+
+
+def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Array] | None = None,
+               batch_size: int | None = None, axis_name: str | None = None):
+  """``num_steps`` train steps in one ``lax.scan`` (one dispatch, no Python per step).
+
+  Args:
+    step: a train step ``(state, batch) -> (state, metrics)``.
+    num_steps: steps per chunk.
+    sampler: a jittable ``sampler(key, n) -> batch``; batches are then drawn
+      inside the scan from ``data_key(state)``, so ``chunk(state)`` takes no data.
+      Without a sampler, ``chunk(state, batches)`` scans over ``batches[num_steps, B, ...]``.
+    batch_size: n for the sampler (per device under pmap).
+    axis_name: under ``pmap``, the axis whose index is folded into the data key
+      so that every device draws its own batch.
+
+  Returns:
+    ``chunk(state[, batches]) -> (state, metrics)`` with metrics stacked [num_steps].
+  """
+  if sampler is not None:
+    def body(state, _):
+      key = data_key(state)
+      if axis_name is not None:
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+      return step(state, sampler(key, batch_size))
+
+    def chunk(state):
+      return jax.lax.scan(body, state, None, length=num_steps)
+  else:
+    def chunk(state, batches):
+      return jax.lax.scan(step, state, batches)
+  return chunk
+
+
+def is_finite_tree(tree: Any) -> jax.Array:
+  """True iff every leaf of ``tree`` is finite (a jittable divergence check)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

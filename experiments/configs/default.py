@@ -1,0 +1,70 @@
+"""The maximum-entropy EBM-GAN on 25-gaussians with optimistic gradient descent.
+
+Launch (writes into ./runs/default unless --workdir is given):
+
+  python -m experiments.run --config experiments/configs/default.py
+
+A quick check (a few hundred steps, seconds):
+
+  python -m experiments.run --config experiments/configs/default.py --config.smoke=True
+
+Any field can be overridden, e.g. ``--config.optimizer.name=gda --config.steps=2000``.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default experiment config (the values are commented)."""
+  c = ml_collections.ConfigDict()
+  c.program = "ebm_gan"           # which program experiments.run starts
+  c.seed = 0
+  c.smoke = False                 # shrink everything for a quick check (see finalize)
+  c.dataset = "25gaussians"       # 8gaussians | 25gaussians | swissroll
+  c.game = "ebm"                  # ebm (max_m min_f L3) | gan (logit discriminator)
+  c.gan_loss = "non_saturating"   # for game=gan: minimax | non_saturating | wasserstein | hinge | least_squares
+
+  c.model = ml_collections.ConfigDict()
+  c.model.energy = "mlp"          # mlp | quadratic
+  c.model.generator = "mlp"       # mlp | affine (| flow where registered)
+  c.model.energy_hidden = (256, 256, 256)
+  c.model.generator_hidden = (256, 256, 256)
+  c.model.energy_activation = "leaky_relu"
+  c.model.generator_activation = "relu"
+  c.model.latent_dim = 2
+
+  c.entropy = ml_collections.ConfigDict()
+  c.entropy.name = "knn"          # the estimator of H(q_f); each has its own block below
+  c.entropy.knn = ml_collections.ConfigDict({"k": 1})
+
+  c.penalty = ml_collections.ConfigDict()
+  c.penalty.name = "score"        # none | score (= r1, on data) | r2 | wgan_gp
+  c.penalty.weight = 0.1
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "ogda"       # gda | ogda | optimistic_adam | adam | ...
+  c.optimizer.lr = 1e-3           # the generator's learning rate
+  c.optimizer.critic_lr = config_dict.placeholder(float)  # energy's; None = lr
+  c.scheme = "simultaneous"       # simultaneous | alternating | extragradient
+  c.critic_steps = 1              # critic steps per generator step (alternating)
+
+  c.steps = 4000
+  c.batch_size = 256
+  c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
+  c.log_every = 1                 # write every k-th step's metrics to metrics.jsonl
+  c.eval_samples = 2500           # generator samples for the final metrics and picture
+  c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged
+  return c
+
+
+def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Applies the ``smoke`` switch after overrides: a tiny, seconds-long run."""
+  if c.smoke:
+    c.steps = min(c.steps, 100)
+    c.steps_per_dispatch = min(c.steps_per_dispatch, 50)
+    c.batch_size = min(c.batch_size, 64)
+    c.model.energy_hidden = (32, 32)
+    c.model.generator_hidden = (32, 32)
+    c.eval_samples = min(c.eval_samples, 500)
+  return c

@@ -1,0 +1,129 @@
+"""One jax.grad gives every player's own gradient (MATH.md §3, DESIGN joint_directions)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ebm_gan import entropy, game, models, objectives, optim, train
+
+
+def _ebm_game(entropy_estimator):
+  return game.EBMGame(models.MLPEnergy((16, 16)), models.MLPGenerator(2, 3, (16, 16)),
+                      entropy=entropy_estimator, penalty=objectives.score_penalty(0.1))
+
+
+def _assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
+  # float32: the fused one-grad program and the hand-written grads sum the
+  # same O(1) terms in a different order; differences of ~1e-6 are rounding.
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def test_ebm_directions_equal_separate_per_player_gradients():
+  """directions = (−∇_m L1 + ∇_m penalty, −∇_f L2) computed by hand with two jax.grad calls."""
+  g = _ebm_game(entropy.KNN(k=2))
+  x = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
+  params = g.init(jax.random.PRNGKey(1), x)
+  key = jax.random.PRNGKey(2)
+  value, directions = g.value_and_directions(params, x, key)
+
+  # The same randomness as the game: keys split as in EBMGame.losses/sample.
+  k_sample, k_pen, _ = jax.random.split(key, 3)
+  k_z, _ = jax.random.split(k_sample)
+  z = jax.random.normal(k_z, (64, 3))
+  x_gen = g.generator.apply(params["generator"], z)
+  u = lambda m, y: g.energy.apply(m, y)
+
+  def energy_loss(m):
+    pen = objectives.score_penalty(0.1)(lambda y: u(m, y), x, x_gen, k_pen)
+    return -objectives.l1(u(m, x), u(m, x_gen)) + pen
+
+  def generator_loss(f):
+    xg = g.generator.apply(f, z)
+    return -objectives.l2(u(params["energy"], xg), entropy.kozachenko_leonenko(xg, 2))
+
+  _assert_trees_close(directions["energy"], jax.grad(energy_loss)(params["energy"]))
+  _assert_trees_close(directions["generator"], jax.grad(generator_loss)(params["generator"]))
+  # The value is L3 = L1 − Ĥ (MATH 3.1).
+  h = entropy.kozachenko_leonenko(x_gen, 2)
+  np.testing.assert_allclose(value["l3"], objectives.l1(u(params["energy"], x),
+                                                       u(params["energy"], x_gen)) - h, rtol=1e-5)
+  np.testing.assert_allclose(value["entropy"], h, rtol=1e-5)
+
+
+def test_three_player_game():
+  """ℓ_a = a·b·c + a², ℓ_b = −a·b·c + b², ℓ_c = (c − a)²: one grad = three separate grads."""
+  losses = {"a": lambda p: p["a"] * p["b"] * p["c"] + p["a"] ** 2,
+            "b": lambda p: -p["a"] * p["b"] * p["c"] + p["b"] ** 2,
+            "c": lambda p: (p["c"] - p["a"]) ** 2}
+  params = {"a": jnp.array(0.7), "b": jnp.array(-1.3), "c": jnp.array(2.1)}
+  values, directions, _ = game.joint_directions(losses, params)
+  a, b, c = 0.7, -1.3, 2.1
+  np.testing.assert_allclose(directions["a"], b * c + 2 * a, rtol=1e-6)   # ∂ℓ_a/∂a
+  np.testing.assert_allclose(directions["b"], -a * c + 2 * b, rtol=1e-6)  # ∂ℓ_b/∂b
+  np.testing.assert_allclose(directions["c"], 2 * (c - a), rtol=1e-6)     # ∂ℓ_c/∂c
+  np.testing.assert_allclose(values["c"], (c - a) ** 2, rtol=1e-6)
+  # The plain gradient of the summed losses would differ: the stop_gradient matters.
+  naive = jax.grad(lambda p: sum(l(p) for l in losses.values()))(params)
+  # (for b it adds ∂ℓ_a/∂b = a·c = 1.47).
+  assert abs(float(naive["b"] - directions["b"])) > 1.0
+
+
+def test_gan_game_directions():
+  """Non-saturating GAN: d_D = ∇ loss_D, d_G = ∇ E[softplus(−D(G(z)))] by hand."""
+  g = game.GANGame(models.MLPEnergy((8,)), models.MLPGenerator(2, 2, (8,)),
+                   objectives.GAN_LOSSES.get("non_saturating"))
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  params = g.init(jax.random.PRNGKey(1), x)
+  key = jax.random.PRNGKey(3)
+  _, directions = g.value_and_directions(params, x, key)
+  k_sample, _ = jax.random.split(key)
+  z = jax.random.normal(k_sample, (32, 2))
+  d = lambda p, y: g.discriminator.apply(p, y)
+  xg = g.generator.apply(params["generator"], z)
+  gd = jax.grad(lambda p: objectives.minimax_discriminator_loss(d(p, x), d(p, xg)))
+  gg = jax.grad(lambda f: objectives.non_saturating_generator_loss(
+      d(params["discriminator"], g.generator.apply(f, z))))
+  _assert_trees_close(directions["discriminator"], gd(params["discriminator"]))
+  _assert_trees_close(directions["generator"], gg(params["generator"]))
+
+
+def test_value_and_directions_composes_inside_user_jit():
+  """Users call the jitted objective inside their own jax.jit and apply optax."""
+  g = _ebm_game(entropy.NoEntropy())
+  x = jax.random.normal(jax.random.PRNGKey(0), (16, 2))
+  params = g.init(jax.random.PRNGKey(1), x)
+  tx = optim.gda(0.1)
+  opt = {p: tx.init(params[p]) for p in g.players}
+
+  @jax.jit
+  def user_step(params, opt, key):
+    value, d = g.value_and_directions(params, x, key)
+    new = {}
+    for p in g.players:
+      upd, opt[p] = tx.update(d[p], opt[p])
+      new[p] = jax.tree.map(lambda a, b: a + b, params[p], upd)
+    return new, opt, value
+
+  new, _, _ = user_step(params, dict(opt), jax.random.PRNGKey(2))
+  _, d = g.value_and_directions(params, x, jax.random.PRNGKey(2))
+  _assert_trees_close(new["energy"],
+                      jax.tree.map(lambda a, b: a - 0.1 * b, params["energy"], d["energy"]))
+
+
+def test_train_step_is_deterministic_and_moves_each_player_along_its_direction():
+  """One simultaneous GDA step: θ_i ← θ_i − η d_i for both players, same key → same result."""
+  g = _ebm_game(entropy.KNN())
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  state = train.init_state(g, optim.gda(0.05), jax.random.PRNGKey(1), x)
+  step = jax.jit(train.make_train_step(g, optim.gda(0.05)))
+  new, metrics = step(state, x)
+  again, _ = step(state, x)
+  _assert_trees_close(new.params, again.params, rtol=0, atol=0)
+  key = jax.random.fold_in(jax.random.fold_in(state.key, 0), 0)
+  _, d = g.value_and_directions(state.params, x, key)
+  expect = jax.tree.map(lambda p, q: p - 0.05 * q, state.params, d)
+  _assert_trees_close(new.params, expect)
+  assert int(new.step) == 1
+  for name in ("l1", "l3", "entropy", "grad_norm/energy", "update_norm/generator"):
+    assert np.isfinite(metrics[name])
