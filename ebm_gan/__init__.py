@@ -12,7 +12,9 @@ from ebm_gan import models
 from ebm_gan import objectives
 from ebm_gan import optim
 from ebm_gan import schemes
+from ebm_gan import toy_games
 from ebm_gan import train
+from ebm_gan import vectorised
 from ebm_gan.data import toy
 from ebm_gan.game import EBMGame, GANGame, joint_directions
 from ebm_gan.registry import ConfigError

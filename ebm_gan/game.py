@@ -50,6 +50,13 @@ def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Para
   Returns:
     ``(values, directions, aux)``: per-player loss values, per-player descent
     directions (same structure as ``params``), per-player aux ({} without aux).
+
+  Note:
+    Reverse mode only. ``stop_gradient`` also blocks forward-mode tangents, so
+    ``jax.jacfwd``/``jvp`` of the directions lose the cross terms ∂d_i/∂θ_j;
+    for the game Jacobian (eigenvalue analysis, consensus optimisation)
+    differentiate each player's own ``jax.grad`` instead, as
+    ``ebm_gan.toy_games.numerical_jacobian`` does.
   """
   missing = [p for p in losses if p not in params]
   if missing:

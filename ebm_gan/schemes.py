@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from ebm_gan.registry import ConfigError, Registry
@@ -76,7 +77,8 @@ def make_update(directions_fn: DirectionsFn,
 
   Returns:
     A pure function; ``aux`` is the directions function's aux at the round's
-    first evaluation (the point θ_t), ``updates`` the applied per-player updates.
+    first evaluation (the point θ_t), ``updates`` each player's total change of
+    parameters over the round (θ_{t+1} − θ_t).
     The directions function is called once (simultaneous), twice
     (extragradient) or ``critic_steps + 1`` times (alternating, 2 players) per
     round, each with its own key folded from ``key``.
@@ -99,7 +101,8 @@ def make_update(directions_fn: DirectionsFn,
         d, aux = directions_fn(params, jax.random.fold_in(key, i))
         first_aux = aux if first_aux is None else first_aux
         params, opt_states, u = _step_players(group, params, opt_states, d, txs)
-        updates.update(u)
+        for p, up in u.items():  # a critic's round update is the sum of its sub-steps
+          updates[p] = up if p not in updates else jax.tree.map(jnp.add, updates[p], up)
       return params, opt_states, first_aux, updates
 
   else:  # extragradient
