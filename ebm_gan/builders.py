@@ -84,15 +84,18 @@ def build_game(config):
                           penalty=penalty)
 
 
-def build_optimizer(config, players):
-  """Per-player optax transforms: critics (energy, estimator players) at critic_lr."""
+def build_optimizer(config, players, lr=None, critic_lr=None):
+  """Per-player optax transforms: the generator at ``lr``, every other player at ``critic_lr``.
+
+  Defaults come from ``config.optimizer`` (``critic_lr`` None means = lr). The
+  rates may be optax schedules, which vectorised sweeps use to trace them.
+  """
   o = config.optimizer
-  critic_lr = o.lr if o.critic_lr is None else o.critic_lr
-  critics = {"energy", "discriminator"}
-  extra = set(players) - critics - {"generator"}
+  lr = o.lr if lr is None else lr
+  if critic_lr is None:
+    critic_lr = lr if o.critic_lr is None else o.critic_lr
   return optim.per_player({
-      p: optim.make(o.name, critic_lr if (p in critics or p in extra) else o.lr,
-                    key="optimizer.name")
+      p: optim.make(o.name, lr if p == "generator" else critic_lr, key="optimizer.name")
       for p in players})
 
 

@@ -1,16 +1,32 @@
-"""The command line behind ``python -m experiments.run``: config files, overrides, programs.
+"""The command line behind ``python -m experiments.run``: configs, overrides, sweeps, resume.
 
 Conventions follow ml_collections' ``config_flags``::
 
   python -m experiments.run [--config PATH] [--config.a.b=VALUE ...] [--workdir DIR]
+      [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] [--no-progress]
 
 A config file defines ``get_config() -> ConfigDict`` (and optionally
-``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch);
-``config.program`` names the program that runs it. Every user error — unknown
-key, wrong type, unknown name, bad value — is reported as one paragraph on
-stderr with exit status 2, before anything compiles.
+``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch,
+and ``sweep(add)``, a sweep declared as code); ``config.program`` names the
+program that runs it. Every user error — unknown key, wrong type, unknown
+name, bad value, unwritable or mismatched workdir, corrupt checkpoint folder —
+is reported as one paragraph on stderr with exit status 2, before anything
+compiles (for a sweep: before any member starts).
 
-Exit status: 0 finished, 2 user error, 3 the run diverged (results are kept).
+* ``--workdir DIR``: the run folder (default ``runs/<config-stem>-<timestamp>``,
+  ``runs/<config-stem>-sweep-<timestamp>`` for a sweep). Running again with
+  the same ``--workdir`` continues from its latest checkpoint.
+* ``--resume``: insist on continuing: refuses a workdir without a checkpoint;
+  without ``--workdir`` it picks the newest ``runs/<config-stem>-*`` folder.
+* ``--sweep KEY=V1,V2`` / ``--sweep KEY=START:STOP[:STEP]`` (repeatable): a grid
+  sweep (see :mod:`ebm_gan.sweep`); a config file's ``sweep(add)`` runs unless
+  ``--no-sweep``. Members differing only in seed / learning rates run as one
+  vmapped program unless ``--sequential``.
+
+Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
+(or a sweep member) diverged — results, last good checkpoint and summary are
+kept; 4 a sweep member failed with an error (the others' results are kept; its
+traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable).
 """
 
 from __future__ import annotations
@@ -21,14 +37,17 @@ import difflib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from typing import Sequence
 
 import ml_collections
 
+from ebm_gan import sweep as sweep_lib
 from ebm_gan.registry import ConfigError, Registry
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED = 0, 2, 3
+EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+RUNS_ROOT = "runs"
 
 PROGRAMS = Registry("program")
 # name -> module with ``validate(config)`` and ``run(config, workdir, progress) -> summary``.
@@ -36,7 +55,8 @@ PROGRAMS.register("ebm_gan", "ebm_gan.experiment")
 PROGRAMS.register("toy_games", "ebm_gan.toy_experiment")
 
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
-         "[--workdir DIR] [--no-progress]")
+         "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] "
+         "[--no-progress]")
 
 
 def load_config_module(path: str):
@@ -88,8 +108,8 @@ def parse_value(text: str, kind: type, key: str):
                       f"{want.get(kind, kind.__name__)}.") from None
 
 
-def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
-  """Sets ``config.<key>`` (dotted) from ``text``; ConfigError for unknown keys/types."""
+def _field(config: ml_collections.ConfigDict, key: str):
+  """The group holding the dotted ``key`` and its last part; ConfigError for unknown keys."""
   node, parts = config, key.split(".")
   for i, part in enumerate(parts):
     known = list(node.keys())
@@ -107,7 +127,19 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
   if isinstance(node[last], ml_collections.ConfigDict):
     raise ConfigError(f"--config.{key} is a group of settings ({', '.join(node[last].keys())}); "
                       "set its fields one by one.")
-  value = parse_value(text, node.get_type(last), key)
+  return node, last
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text) -> None:
+  """Sets ``config.<key>`` (dotted) from command-line ``text`` or a Python value (from a sweep).
+
+  Raises:
+    ConfigError: unknown key, a group instead of a value, or a value of the wrong type.
+  """
+  node, last = _field(config, key)
+  value = parse_value(text, node.get_type(last), key) if isinstance(text, str) else text
+  if isinstance(value, list) and node.get_type(last) is tuple:
+    value = tuple(value)
   try:
     node[last] = value
   except TypeError as e:
@@ -115,36 +147,52 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
 
 
 def parse_args(argv: Sequence[str], default_config: str):
-  """Splits argv into (config path, overrides [(key, text)], options dict)."""
+  """Splits argv into (config path, overrides [(key, text)], options dict).
+
+  Options: ``workdir`` (str or None), ``progress``, ``resume``, ``sweep`` (the
+  ``--sweep`` axes, as text), ``no_sweep`` and ``sequential`` (bools).
+  """
   path, overrides = default_config, []
-  options = {"workdir": None, "progress": True}
+  options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "no_sweep": False,
+             "sequential": False}
+  flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
+           "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True)}
   it = iter(argv)
   for arg in it:
     name, eq, value = arg.partition("=")
-    needs_value = name in ("--config", "--workdir")
+    needs_value = name in ("--config", "--workdir", "--sweep")
     if needs_value and not eq:
       value = next(it, None)
       if value is None:
         raise ConfigError(f"{name} needs a value. {USAGE}")
+    if needs_value and not value:
+      raise ConfigError(f"{name} needs a non-empty value. {USAGE}")
     if name == "--config":
       path = value
     elif name == "--workdir":
       options["workdir"] = value
-    elif name == "--no-progress" and not eq:
-      options["progress"] = False
+    elif name == "--sweep":
+      options["sweep"].append(value)
+    elif name in flags and not eq:
+      options[flags[name][0]] = flags[name][1]
     elif name.startswith("--config."):
       if not eq:
         raise ConfigError(f"{arg} needs a value: --config.KEY=VALUE.")
       overrides.append((name[len("--config."):], value))
     else:
       raise ConfigError(f"unknown argument {arg!r}. {USAGE}")
+  if options["no_sweep"] and options["sweep"]:
+    raise ConfigError("--no-sweep and --sweep contradict each other; give one of them.")
   return path, overrides, options
 
 
-def resolve_config(path: str, overrides):
-  """Loads ``path``, applies overrides, then the file's ``finalize`` (if any)."""
-  module = load_config_module(path)
+def resolve_config(path: str, overrides, module=None):
+  """Loads ``path`` (or uses its loaded ``module``), applies overrides, then ``finalize``."""
+  module = load_config_module(path) if module is None else module
   config = module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"--config={path!r}: get_config() returned {type(config).__name__}, "
+                      "not an ml_collections.ConfigDict.")
   config.lock()
   for key, text in overrides:
     apply_override(config, key, text)
@@ -163,6 +211,8 @@ def program(name: str):
 
 def check_workdir(workdir: str) -> str:
   """Creates ``workdir`` (and parents) or raises ConfigError if it cannot be written."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir={workdir!r} is a file, not a folder.")
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_test")
@@ -174,22 +224,101 @@ def check_workdir(workdir: str) -> str:
   return workdir
 
 
+def has_checkpoint(workdir: str) -> bool:
+  """Whether ``workdir/checkpoints`` holds at least one step folder."""
+  folder = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
+
+
+def _latest_run(root: str, prefix: str) -> str | None:
+  pattern = re.compile(re.escape(prefix) + r"-\d{8}-\d{6}$")
+  if not os.path.isdir(root):
+    return None
+  names = sorted(n for n in os.listdir(root) if pattern.match(n))
+  return os.path.join(root, names[-1]) if names else None
+
+
+def choose_workdir(options: dict, path: str, is_sweep: bool) -> str:
+  """``--workdir``; with ``--resume`` alone the newest matching run folder; else a new one."""
+  stem = os.path.splitext(os.path.basename(path))[0] + ("-sweep" if is_sweep else "")
+  workdir = options["workdir"]
+  if workdir is None and options["resume"]:
+    workdir = _latest_run(RUNS_ROOT, stem)
+    if workdir is None:
+      raise ConfigError(f"--resume without --workdir found no {RUNS_ROOT}/{stem}-<timestamp> "
+                        "folder to resume; pass --workdir.")
+  if workdir is None:
+    workdir = os.path.join(RUNS_ROOT, stem + "-"
+                           + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  if options["resume"]:
+    found = (os.path.isdir(workdir) and any(
+        has_checkpoint(os.path.join(workdir, n)) or n.startswith("vmap_")
+        for n in os.listdir(workdir))) if is_sweep else has_checkpoint(workdir)
+    if not found:
+      raise ConfigError(f"--resume: {workdir!r} holds no checkpoint to resume from; drop "
+                        "--resume to start a new run there.")
+  return workdir
+
+
+def _member_text(member) -> str:
+  return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
+
+
+def _prepare(argv, default_config):
+  """Everything that can be refused before a run starts: returns a plan of what to run."""
+  path, overrides, options = parse_args(argv, default_config)
+  module = load_config_module(path)
+  grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
+  members = sweep_lib.combine(None if options["no_sweep"] else sweep_lib.from_config(module),
+                              grid)
+  if members is None:
+    config = resolve_config(path, overrides, module)
+    program(config.program).validate(config)
+    workdir = check_workdir(choose_workdir(options, path, is_sweep=False))
+    return {"sweep": None, "config": config, "workdir": workdir, "options": options}
+  configs = []
+  for i, member in enumerate(members):
+    try:
+      config = resolve_config(path, list(overrides) + list(member), module)
+      program(config.program).validate(config)
+    except ConfigError as e:
+      raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
+    configs.append(config)
+  workdir = check_workdir(choose_workdir(options, path, is_sweep=True))
+  return {"sweep": members, "configs": configs, "workdir": workdir, "options": options}
+
+
 def main(argv: Sequence[str], default_config: str) -> int:
-  """Runs the launcher; returns the process exit status."""
+  """Runs the launcher; returns the process exit status (see the module docstring)."""
   try:
-    path, overrides, options = parse_args(argv, default_config)
-    config = resolve_config(path, overrides)
-    prog = program(config.program)
-    prog.validate(config)
-    workdir = options["workdir"] or os.path.join(
-        "runs", os.path.splitext(os.path.basename(path))[0] + "-"
-        + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    check_workdir(workdir)
-    summary = prog.run(config, workdir, progress=options["progress"])
+    plan = _prepare(argv, default_config)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  from ebm_gan.experiment import format_table
-  print(format_table({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
-  print(f"run folder: {workdir}")
-  return EXIT_DIVERGED if summary.get("status") == "diverged" else EXIT_OK
+  workdir, options = plan["workdir"], plan["options"]
+  try:
+    if plan["sweep"] is None:
+      config = plan["config"]
+      summary = program(config.program).run(config, workdir, progress=options["progress"])
+      from ebm_gan import runlog  # pylint: disable=g-import-not-at-top
+      print(runlog.format_table(runlog.flat_scalars(summary)))
+      print(f"run folder: {workdir}")
+      status = summary.get("status")
+    else:
+      members = plan["sweep"]
+      print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
+      rows = sweep_lib.run_members(members, plan["configs"], workdir, program,
+                                   progress=options["progress"],
+                                   vectorise=not options["sequential"])
+      with open(os.path.join(workdir, "sweep.md")) as f:
+        print(f.read(), end="")
+      print(f"sweep folder: {workdir} (sweep.csv, sweep.md; one run folder per member)")
+      status = sweep_lib.exit_status(rows)
+  except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  except KeyboardInterrupt:
+    print(f"interrupted; run the same command with --workdir={workdir} to resume from the "
+          "latest checkpoint.", file=sys.stderr)
+    return EXIT_INTERRUPTED
+  return {"diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}.get(status, EXIT_OK)

@@ -59,8 +59,12 @@ def init_state(game, tx, key: jax.Array, x_example: jax.Array) -> TrainState:
                     key=run_key)
 
 
+# optax renamed tree_l2_norm to tree_norm (and deprecated the old name).
+_tree_norm = getattr(optax.tree_utils, "tree_norm", None) or optax.tree_utils.tree_l2_norm
+
+
 def _l2(tree) -> jax.Array:
-  return optax.tree_utils.tree_l2_norm(tree)
+  return _tree_norm(tree)
 
 
 def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int = 1,

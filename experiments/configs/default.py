@@ -1,6 +1,6 @@
 """The maximum-entropy EBM-GAN on 25-gaussians with optimistic gradient descent.
 
-Launch (writes into ./runs/default unless --workdir is given):
+Launch (writes into runs/default-<timestamp> unless --workdir is given):
 
   python -m experiments.run --config experiments/configs/default.py
 
@@ -55,6 +55,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 1                 # write every k-th step's metrics to metrics.jsonl
   c.eval_samples = 2500           # generator samples for the final metrics and picture
   c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged
+
+  # --- the runner (ebm_gan.experiment): checkpoints, logs, pictures ---
+  c.checkpoint_every = 1000       # save the TrainState when a chunk crosses a multiple of this
+  c.max_to_keep = 3               # most recent checkpoints kept in <workdir>/checkpoints
+  c.picture_every = 1000          # pictures/step_N.png every N steps (0: only the final ones)
+  c.tensorboard_every = 10        # TensorBoard scalars every k-th logged step (0: no TensorBoard)
   return c
 
 

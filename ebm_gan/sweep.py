@@ -1,0 +1,273 @@
+"""Sweeps: many runs of one config file, each in its own run folder, with one summary table.
+
+A sweep is a list of *members*; a member is a list of overrides ``(key, value)``
+applied on top of the config (after the command line's ``--config.KEY=VALUE``).
+Members come from
+
+* the command line, as a grid: every ``--sweep KEY=V1,V2,...`` is an axis
+  (``KEY=A:B`` or ``KEY=A:B:S`` is the integer range ``range(A, B, S)``) and
+  the members are the Cartesian product of the axes, the first axis slowest;
+* the config file, as code: a function ``sweep(add)`` that calls
+  ``add(**{'optimizer.lr': 1e-3, 'seed': 0})`` once per member
+  (``add(seed=0)`` also works for top-level keys).
+
+When both are given, every config-defined member is combined with every grid
+point. Values on the command line are text, parsed with the type of the
+field; values from ``sweep(add)`` are Python values.
+
+:func:`run_members` runs the members (vectorised groups through
+:mod:`ebm_gan.sweep_vmap` where possible, the others one after the other),
+never letting one member's failure or divergence lose another's results, and
+rewrites ``sweep.csv`` and ``sweep.md`` after every member.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import re
+import time
+import traceback
+from typing import Callable, Sequence
+
+from ebm_gan import runlog
+from ebm_gan.registry import ConfigError
+
+OK, DIVERGED, FAILED = "ok", "diverged", "failed"
+Member = list  # [(key, value)]
+
+
+def split_values(text: str) -> list[str]:
+  """Splits ``text`` at commas outside brackets: ``'(8,8),(16,)'`` → ``['(8,8)', '(16,)']``."""
+  out, depth, cur = [], 0, []
+  for ch in text:
+    if ch in "([{":
+      depth += 1
+    elif ch in ")]}":
+      depth -= 1
+    if ch == "," and depth == 0:
+      out.append("".join(cur).strip())
+      cur = []
+    else:
+      cur.append(ch)
+  out.append("".join(cur).strip())
+  return out
+
+
+_RANGE = re.compile(r"^(-?\d+):(-?\d+)(?::(-?\d+))?$")
+
+
+def parse_axis(spec: str) -> tuple[str, list[str]]:
+  """``'optimizer.lr=1e-3,1e-4'`` → ``('optimizer.lr', ['1e-3', '1e-4'])``; ``'seed=0:4'``: 0..3.
+
+  Raises:
+    ConfigError: no ``=``, an empty key or value, or an empty range.
+  """
+  key, eq, values = spec.partition("=")
+  key = key.strip()
+  if key.startswith("config."):
+    key = key[len("config."):]
+  if not eq or not key or not values.strip():
+    raise ConfigError(f"--sweep {spec!r} is not a sweep axis; expected KEY=V1,V2,... or "
+                      "KEY=START:STOP[:STEP], e.g. --sweep optimizer.lr=1e-3,1e-4 "
+                      "--sweep seed=0:4.")
+  m = _RANGE.match(values.strip())
+  if m:
+    start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    texts = [str(v) for v in range(start, stop, step)] if step else []
+    if not texts:
+      raise ConfigError(f"--sweep {spec!r}: the range {values!r} is empty; "
+                        "START:STOP[:STEP] means range(START, STOP, STEP).")
+    return key, texts
+  texts = split_values(values)
+  if any(not t for t in texts):
+    raise ConfigError(f"--sweep {spec!r} has an empty value; expected KEY=V1,V2,...")
+  return key, texts
+
+
+def expand_grid(specs: Sequence[str]) -> list[Member]:
+  """The members of a grid: the product of the axes of ``specs`` (the first axis slowest)."""
+  axes = [parse_axis(s) for s in specs]
+  keys = [k for k, _ in axes]
+  repeated = sorted({k for k in keys if keys.count(k) > 1})
+  if repeated:
+    raise ConfigError(f"--sweep names {repeated[0]!r} twice; give all its values in one "
+                      "--sweep KEY=V1,V2,...")
+  return [list(zip(keys, values)) for values in itertools.product(*(v for _, v in axes))]
+
+
+def from_config(module) -> list[Member] | None:
+  """The members declared by the config file's ``sweep(add)``, or None if it has none."""
+  fn = getattr(module, "sweep", None)
+  if fn is None:
+    return None
+  members: list[Member] = []
+
+  def add(**overrides):
+    members.append(list(overrides.items()))
+
+  try:
+    fn(add)
+  except Exception as e:  # a broken sweep() is a user error with its reason
+    raise ConfigError(f"the config file's sweep() failed: {type(e).__name__}: {e}") from None
+  if not members:
+    raise ConfigError("the config file's sweep() added no member; call add(**overrides).")
+  return members
+
+
+def combine(first: list[Member] | None, second: list[Member] | None) -> list[Member] | None:
+  """Every member of ``first`` followed by every member of ``second`` (None: no sweep)."""
+  if first is None or second is None:
+    return check_distinct(first if second is None else second)
+  shared = sorted({k for a in first for k, _ in a} & {k for b in second for k, _ in b})
+  if shared:
+    raise ConfigError(f"--sweep sets {shared[0]!r}, which the config file's sweep() sets too; "
+                      "sweep other keys, or pass --no-sweep to replace the file's sweep.")
+  return check_distinct([a + b for a in first for b in second])
+
+
+def check_distinct(members: list[Member] | None) -> list[Member] | None:
+  """``members``, or ConfigError if two of them set the same values (a wasted duplicate run)."""
+  seen: dict[str, int] = {}
+  for i, m in enumerate(members or ()):
+    sig = repr(sorted((k, repr(v)) for k, v in m))
+    if sig in seen:
+      raise ConfigError(f"sweep members {seen[sig]} and {i} are the same run "
+                        f"({' '.join(f'{k}={v}' for k, v in m) or 'no overrides'}); "
+                        "each member must differ.")
+    seen[sig] = i
+  return members
+
+
+def member_name(index: int, overrides: Member) -> str:
+  """A folder name: the index then the overrides, e.g. ``003_optimizer.lr=0.001_seed=1``."""
+  text = "_".join(f"{k}={v}" for k, v in overrides)
+  text = re.sub(r"[^A-Za-z0-9._=+-]+", "-", text)[:120]
+  return f"{index:03d}" + ("_" + text if text else "")
+
+
+def _columns(rows: list[dict]) -> list[str]:
+  cols: list[str] = []
+  for row in rows:
+    for k in row:
+      if k not in cols:
+        cols.append(k)
+  return cols
+
+
+def _text(v) -> str:
+  if isinstance(v, float):
+    return f"{v:.4g}"
+  return "" if v is None else str(v)
+
+
+def write_table(workdir: str, rows: list[dict]) -> None:
+  """Writes ``sweep.csv`` and ``sweep.md`` (one row per member), atomically."""
+  cols = _columns(rows)
+  tmp = os.path.join(workdir, "sweep.csv.tmp")
+  with open(tmp, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=cols)
+    w.writeheader()
+    for row in rows:
+      w.writerow({k: row.get(k, "") for k in cols})
+  os.replace(tmp, os.path.join(workdir, "sweep.csv"))
+  lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+  for row in rows:
+    lines.append("| " + " | ".join(_text(row.get(k)).replace("|", "/") for k in cols) + " |")
+  tmp = os.path.join(workdir, "sweep.md.tmp")
+  with open(tmp, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  os.replace(tmp, os.path.join(workdir, "sweep.md"))
+
+
+def table_row(name: str, overrides: Member, summary: dict) -> dict:
+  """One row of the sweep table: member, overrides, status, wall time, final scalar metrics."""
+  row = {"member": name}
+  row.update({k: _text(v) if not isinstance(v, str) else v for k, v in overrides})
+  flat = runlog.flat_scalars(summary)
+  row["status"] = flat.pop("status", OK)  # a program that returned has run
+  row["wall_s"] = flat.pop("wall_s", None)
+  row.update(flat)
+  return row
+
+
+def _failed(e: BaseException, workdir: str, wall_s: float) -> dict:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "error.txt"), "w") as f:
+      f.write("".join(traceback.format_exception(e)))
+  except OSError:
+    pass
+  msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+  return {"status": FAILED, "wall_s": wall_s, "error": msg}
+
+
+def run_members(members: list[Member], configs: list, workdir: str, program: Callable,
+                progress: bool = True, vectorise: bool = True) -> list[dict]:
+  """Runs every member in ``workdir/<member_name>`` and writes the sweep table.
+
+  Args:
+    members: each member's overrides (for the table and the folder names).
+    configs: each member's resolved, validated config.
+    workdir: the sweep folder.
+    program: ``name -> module`` with ``run(config, workdir, progress) -> summary``.
+    progress: show progress bars.
+    vectorise: run members that differ only in seed / learning rates as one vmapped
+      program (the 'ebm_gan' program only); if False every member runs on its own.
+
+  Returns:
+    The table rows, in member order; ``status`` is 'ok', 'diverged' or 'failed'.
+  """
+  from ebm_gan import sweep_vmap  # pylint: disable=g-import-not-at-top  (imports jax)
+  names = [member_name(i, m) for i, m in enumerate(members)]
+  dirs = [os.path.join(workdir, n) for n in names]
+  rows: list[dict | None] = [None] * len(members)
+
+  def done(i, summary):
+    rows[i] = table_row(names[i], members[i], summary)
+    write_table(workdir, [r for r in rows if r is not None])
+
+  groups = sweep_vmap.plan(configs) if vectorise else [[i] for i in range(len(configs))]
+  for group in groups:
+    if len(group) > 1:
+      t = time.perf_counter()
+      try:
+        summaries = sweep_vmap.run_group([configs[i] for i in group], [dirs[i] for i in group],
+                                         os.path.join(workdir, "vmap_" + names[group[0]][:3]
+                                                      + "-" + names[group[-1]][:3]),
+                                         progress=progress)
+      except Exception:  # pylint: disable=broad-except
+        # The vectorised program failed: isolate the culprit by running members one by one.
+        print(f"vectorised group {group} failed after {time.perf_counter() - t:.1f}s; running "
+              "its members one by one.")
+      else:
+        for i, s in zip(group, summaries):
+          done(i, s)
+        continue
+    for i in group:
+      t = time.perf_counter()
+      try:
+        summary = dict(program(configs[i].program).run(configs[i], dirs[i], progress=progress))
+        summary.setdefault("wall_s", time.perf_counter() - t)
+      except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
+        summary = _failed(e, dirs[i], time.perf_counter() - t)
+      done(i, summary)
+  return rows
+
+
+def exit_status(rows: list[dict]) -> str:
+  """'failed' if any member failed, else 'diverged' if any diverged, else 'ok'."""
+  statuses = {r["status"] for r in rows}
+  return FAILED if FAILED in statuses else DIVERGED if DIVERGED in statuses else OK
+
+
+def describe(members: list[Member]) -> str:
+  """A one-line description of a sweep for the console."""
+  keys = []
+  for m in members:
+    for k, _ in m:
+      if k not in keys:
+        keys.append(k)
+  return f"{len(members)} members over {', '.join(keys) or 'nothing'}"
+

@@ -1,0 +1,86 @@
+"""Sweeps: a diverging or failing member never loses the others' results or the summary."""
+
+import csv
+import json
+import os
+import types
+
+import numpy as np
+
+from ebm_gan import experiment
+from ebm_gan import launch
+from ebm_gan import runlog
+from ebm_gan import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+# A tiny model (for testing only).
+TINY = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",
+        "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
+        "--config.penalty.name=none", "--config.eval_samples=100", "--config.picture_every=40",
+        "--config.optimizer.name=gda", "--no-progress"]
+
+
+def _table(workdir):
+  with open(os.path.join(workdir, "sweep.csv")) as f:
+    return list(csv.DictReader(f))
+
+
+def test_vectorised_sweep_with_a_diverging_member(tmp_path):
+  workdir = str(tmp_path / "sweep")
+  rc = launch.main([*TINY, "--sweep", "optimizer.lr=1e-3,1e4,2e-3", "--sweep", "seed=3",
+                    "--workdir", workdir], DEFAULT)
+  assert rc == launch.EXIT_DIVERGED
+  rows = _table(workdir)
+  assert [r["status"] for r in rows] == ["ok", "diverged", "ok"]
+  assert [r["optimizer.lr"] for r in rows] == ["1e-3", "1e4", "2e-3"]
+  assert all(r["vectorised_with"] == "3" for r in rows)  # one vmapped program
+  assert "| 001_optimizer.lr=1e4_seed=3 | 1e4 | 3 | diverged |" in open(
+      os.path.join(workdir, "sweep.md")).read()
+  for r in rows:
+    member = os.path.join(workdir, r["member"])
+    summary = json.load(open(os.path.join(member, "summary.json")))
+    assert summary["status"] == r["status"]
+    metrics = runlog.read_metrics(member)
+    if r["status"] == "ok":
+      assert [m["step"] for m in metrics] == list(range(1, 41))
+      assert summary["steps_done"] == 40 and np.isfinite(summary["l3"])
+      assert os.listdir(os.path.join(member, "pictures")) == ["step_0000040.png"]
+    else:
+      assert metrics[-1]["diverged"] and metrics[-1]["step"] == summary["diverged_at"]
+    assert os.path.exists(os.path.join(member, "curves.png"))
+
+  # Member 0, run on its own, follows the same trajectory (vmap may reorder float sums).
+  config = launch.resolve_config(DEFAULT, [a[len("--config."):].split("=", 1) for a in TINY
+                                           if a.startswith("--config.")]
+                                 + [("optimizer.lr", "1e-3"), ("seed", "3")])
+  alone = str(tmp_path / "alone")
+  assert experiment.run(config, alone, progress=False)["status"] == "ok"
+  mapped = runlog.read_metrics(os.path.join(workdir, rows[0]["member"]))
+  for a, b in zip(runlog.read_metrics(alone), mapped):
+    for k in ("l1", "l3", "loss_energy", "loss_generator", "param_norm/generator"):
+      np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=1e-5, err_msg=f"{k} {a['step']}")
+
+
+def test_a_failing_member_keeps_the_others(tmp_path):
+  class Boom(RuntimeError):
+    pass
+
+  def run(config, workdir, progress=True):
+    del progress
+    if config.lr < 0:
+      raise Boom("member blew up")
+    os.makedirs(workdir, exist_ok=True)
+    return {"status": "ok", "wall_s": 0.1, "final": 2 * config.lr}
+
+  fake = types.SimpleNamespace(run=run)
+  members = sweep.expand_grid(["lr=1,-1,3"])
+  configs = [types.SimpleNamespace(program="fake", lr=float(v)) for _, v in
+             (m[0] for m in members)]
+  rows = sweep.run_members(members, configs, str(tmp_path), lambda name: fake,
+                           progress=False, vectorise=False)
+  assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+  assert rows[2]["final"] == 6.0 and "member blew up" in rows[1]["error"]
+  assert "Boom" in open(tmp_path / rows[1]["member"] / "error.txt").read()
+  assert [r["status"] for r in _table(str(tmp_path))] == ["ok", "failed", "ok"]
+  assert sweep.exit_status(rows) == "failed"
