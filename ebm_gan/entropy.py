@@ -44,9 +44,14 @@ import jax.numpy as jnp
 from jax.scipy.special import digamma
 
 from ebm_gan import flows
+from ebm_gan.entropy_mi import MutualInformation
+from ebm_gan.entropy_noisy import NoisyGenerator
 from ebm_gan.registry import ConfigError, Registry, check_positive
 
 ENTROPY_ESTIMATORS = Registry("entropy estimator")
+# The estimators with extra machinery (players, samplers) live in their own modules.
+ENTROPY_ESTIMATORS.register("noisy", NoisyGenerator)
+ENTROPY_ESTIMATORS.register("mi", MutualInformation)
 
 
 class EntropyEstimator(Protocol):
@@ -95,15 +100,20 @@ def kozachenko_leonenko(x: jax.Array, k: int = 1, eps: float = 1e-12) -> jax.Arr
   with ε_{i,k} the distance from x_i to its k-th nearest neighbour among the
   others and V_d the volume of the unit d-ball. Consistent as N → ∞ and
   differentiable in the samples (so in the generator's parameters).
+
+  The neighbours are found on the Gram-matrix distances |x_i|² + |x_j|² − 2x_i·x_j
+  (one matmul), but ε is recomputed as |x_i − x_j| for the chosen pair: the Gram
+  form cancels catastrophically for close pairs in float32, and since ∂ log ε/∂x
+  is 1/ε, that rounding would otherwise dominate the gradient.
   """
   n = x.shape[0]
   x = x.reshape(n, -1)
   d = x.shape[1]
-  sq = jnp.sum(x * x, axis=1)
-  dist2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-  dist2 = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, jnp.maximum(dist2, 0.0))
-  kth2 = -jax.lax.top_k(-dist2, k)[0][:, k - 1]
-  log_eps = 0.5 * jnp.log(kth2 + eps)
+  xs = jax.lax.stop_gradient(x)
+  sq = jnp.sum(xs * xs, axis=1)
+  dist2 = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, sq[:, None] + sq[None, :] - 2.0 * xs @ xs.T)
+  neighbour = jax.lax.top_k(-dist2, k)[1][:, k - 1]
+  log_eps = 0.5 * jnp.log(jnp.sum((x - x[neighbour]) ** 2, axis=1) + eps)
   return (digamma(float(n)) - digamma(float(k)) + unit_ball_log_volume(d)
           + d * jnp.mean(log_eps))
 
@@ -119,7 +129,7 @@ class KNN(_PushForward):
   k: int = 1
 
   def __post_init__(self):
-    check_positive(self.k, "entropy.k", integer=True)
+    check_positive(self.k, "entropy.knn.k", integer=True)
 
   def entropy(self, generator, params, z, x, key):
     return kozachenko_leonenko(x, self.k), {}
@@ -167,10 +177,3 @@ def from_config(cfg) -> EntropyEstimator:
                       f"estimator; allowed: {', '.join(sorted(allowed)) or 'none'}.")
   return cls(**{k: _hashable(v) for k, v in settings.items()})
 
-
-# The estimators with extra machinery live in their own modules; registered here.
-from ebm_gan.entropy_mi import MutualInformation  # noqa: E402
-from ebm_gan.entropy_noisy import NoisyGenerator  # noqa: E402
-
-ENTROPY_ESTIMATORS.register("noisy", NoisyGenerator)
-ENTROPY_ESTIMATORS.register("mi", MutualInformation)

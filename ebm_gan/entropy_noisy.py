@@ -19,9 +19,12 @@ shrinks towards zero. Two samplers:
   w_j ∝ N(z'_j; 0, I) N(x; G(z'_j), σ²I) / r(z'_j | x). The proposal is
   ``'learned'`` (an amortised Gaussian r_φ(z|x) = N(μ_φ(x), L_φL_φᵀ), a third
   player fitted by maximum likelihood on the generator's own pairs (z, x), i.e.
-  it minimises KL(p(z|x) ‖ r_φ), the mass-covering direction IS needs) or
+  it minimises KL(p(z|x) ‖ r_φ), the mass-covering direction IS needs; the
+  latent that produced x joins the normaliser as a defensive candidate, which
+  keeps the estimate bounded while r_φ lags and scales it by about 1 − 1/(1 + K·ESS)
+  once r_φ fits) or
   ``'local'`` (N(z, (cσ)²I) around the latent that produced x). The same weights
-  give log q_f(x) ≈ log (1/K) Σ_j w_j, so the value is an estimate of H too.
+  give log q_f(x) ≈ log mean_j w_j, so the value is an estimate of H too.
 * ``'mala'``: a few Metropolis-adjusted Langevin steps on p(z | x) started at
   the latent that produced x (an exact posterior sample, so the chain is
   stationary; its autocorrelation shrinks the gradient). Its value is the lower
@@ -42,15 +45,11 @@ import jax
 import jax.numpy as jnp
 
 from ebm_gan import models
+from ebm_gan.flows import standard_normal_log_prob
 from ebm_gan.registry import ConfigError, check_positive
 
 POSTERIORS = ("importance", "mala")
 PROPOSALS = ("learned", "local")
-
-
-def standard_normal_log_prob(z: jax.Array) -> jax.Array:
-  """log N(z; 0, I) over the last axis."""
-  return -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 
 def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, sigma) -> jax.Array:
@@ -72,12 +71,14 @@ def add_noise(generator, params, z, key, sigma):
 
 
 class GaussianPosterior(nn.Module):
-  """r_φ(z | x) = N(z; W x + c + MLP(x), L_φ L_φᵀ) with a shared Cholesky factor L_φ.
+  """r_φ(z | x) = N(z; W x + c + MLP(x), L Lᵀ), L = diag(s) (I + M) shared by all x.
 
   The affine path alone is exact for a linear-Gaussian generator (whose
   posterior has a mean affine in x and a constant covariance); the MLP (last
-  layer zero at init) adds the nonlinear part. Returns
-  ``(mean[B, k], scale_tril[k, k])``; L_φ starts at ``init_scale`` · I.
+  layer zero at init) adds the nonlinear part. M is strictly lower-triangular,
+  so L is lower-triangular with diagonal s > 0 and log det L = Σ log s; M acts
+  on residuals already divided by s, which keeps its gradient O(1) however
+  narrow the posterior. Returns ``(mean[B, k], L[k, k])``; s starts at ``init_scale``.
   """
   latent_dim: int
   hidden: Sequence[int] = (128, 128)
@@ -93,15 +94,17 @@ class GaussianPosterior(nn.Module):
     for width in self.hidden:
       h = act(nn.Dense(width)(h))
     mean = nn.Dense(k)(x) + nn.Dense(k, kernel_init=nn.initializers.zeros)(h)
-    off = self.param("L_offdiag", nn.initializers.zeros, (k, k))
-    log_diag = self.param("L_log_diag", nn.initializers.constant(math.log(self.init_scale)), (k,))
-    return mean, jnp.tril(off, -1) + jnp.diag(jnp.exp(log_diag))
+    m = self.param("M", nn.initializers.zeros, (k, k))
+    log_s = self.param("log_scale", nn.initializers.constant(math.log(self.init_scale)), (k,))
+    return mean, jnp.exp(log_s)[:, None] * (jnp.eye(k) + jnp.tril(m, -1))
 
 
 def gaussian_posterior_log_prob(z, mean, scale_tril):
-  """log N(z; mean, L Lᵀ) over the last axis; z[..., B, k], mean[B, k]."""
-  eta = jax.scipy.linalg.solve_triangular(scale_tril, (z - mean)[..., None], lower=True)[..., 0]
-  return standard_normal_log_prob(eta) - jnp.sum(jnp.log(jnp.diag(scale_tril)))
+  """log N(z; mean, L Lᵀ) over the last axis; z[..., B, k], mean[B, k], L lower-triangular."""
+  eta = jax.scipy.linalg.solve_triangular(scale_tril, jnp.swapaxes(z - mean, -1, -2),
+                                          lower=True)
+  return (standard_normal_log_prob(jnp.swapaxes(eta, -1, -2))
+          - jnp.sum(jnp.log(jnp.diag(scale_tril))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +162,8 @@ class NoisyGenerator:
     return jnp.asarray(self.sigma, jnp.float32)
 
   def _proposal(self, latent_dim):
-    # Starts at width σ: the posterior's width for a generator with ∂G/∂z ≈ I.
-    return GaussianPosterior(latent_dim, self.proposal_hidden, init_scale=self.sigma)
+    # Starts as wide as the prior: too wide only wastes proposals, too narrow biases IS.
+    return GaussianPosterior(latent_dim, self.proposal_hidden)
 
   def init(self, key, generator, params, z):
     new = {}
@@ -189,24 +192,40 @@ class NoisyGenerator:
     return h, {**metrics, "sigma": sigma}
 
   def _importance(self, generator, params, z, x, sigma, key):
-    """(ŝ[B, d], −mean log q̂, metrics) by self-normalised importance sampling."""
+    """(ŝ[B, d], −mean log q̂, metrics) by self-normalised importance sampling.
+
+    With the learned proposal, the latent z_0 that produced x (an exact
+    posterior sample) joins the normaliser but not the sum:
+
+    .. math::  ŝ = Σ_{j≥1} w_j (G(z_j) − x)/σ² \\,/\\, (w_0 + Σ_{j≥1} w_j).
+
+    While r_φ is poor w_0 dominates and ŝ → 0 (no entropy push) instead of
+    (G(z_j) − x)/σ² for a far-away z_j, which fed back through the
+    generator's step diverges; once r_φ fits, ŝ is the plain IS estimate
+    scaled by 1 − w̄_0 ≈ 1 − 1/(1 + K·ESS). Keeping z_0's own term out keeps
+    ŝ free of the noise ε that made x, whose correlation with ∂x/∂σ = ε would
+    bias a learned σ upward.
+    """
     k = z.shape[-1]
     eta = jax.random.normal(key, (self.num_samples,) + z.shape, z.dtype)
     if self.proposal == "learned":
       mean, tril = self._proposal(k).apply(params["posterior"], x)
-      zs = mean + eta @ tril.T
-      log_r = standard_normal_log_prob(eta) - jnp.sum(jnp.log(jnp.diag(tril)))
+      zs = jnp.concatenate([z[None], mean + eta @ tril.T])
+      log_r = gaussian_posterior_log_prob(zs, mean, tril)
     else:
       scale = self.proposal_scale * sigma
       zs = z + scale * eta
       log_r = standard_normal_log_prob(eta) - k * jnp.log(scale)
-    g = generator.apply(params["generator"], zs.reshape(-1, k))
-    g = g.reshape(self.num_samples, x.shape[0], -1)
+    g = generator.apply(params["generator"], zs.reshape(-1, k)).reshape(*zs.shape[:2], -1)
     log_w = standard_normal_log_prob(zs) + gaussian_log_likelihood(x, g, sigma) - log_r
-    w = jax.nn.softmax(log_w, axis=0)                                   # [K, B]
+    w = jax.nn.softmax(log_w, axis=0)                                   # [K(+1), B]
+    if self.proposal == "learned":
+      w = w.at[0].set(0.0)
     score = jnp.sum(w[..., None] * (g - x), axis=0) / sigma ** 2
-    log_q = jax.nn.logsumexp(log_w, axis=0) - math.log(self.num_samples)
-    ess = 1.0 / jnp.sum(w * w, axis=0) / self.num_samples
+    log_q = jax.nn.logsumexp(log_w, axis=0) - math.log(zs.shape[0])
+    # The proposals' effective sample size, as a fraction of K.
+    ess = (jnp.sum(w, axis=0) ** 2 / jnp.maximum(jnp.sum(w * w, axis=0), 1e-30)
+           / self.num_samples)
     return score, -jnp.mean(log_q), {"is_ess": jnp.mean(ess)}
 
   def _mala(self, generator, params, z, x, sigma, key):
@@ -246,5 +265,8 @@ class NoisyGenerator:
       return {}
     x, z = jax.lax.stop_gradient((x, z))
     mean, tril = self._proposal(z.shape[-1]).apply(params["posterior"], x)
-    nll = -jnp.mean(gaussian_posterior_log_prob(z, mean, tril))
-    return {"posterior": (nll, {"posterior_nll": nll})}
+    # The maximum-likelihood fit of r_φ, split so that no part is stiff: the mean by
+    # least squares (its minimiser is E[z|x], as the NLL's), L by the NLL given the mean.
+    nll = -jnp.mean(gaussian_posterior_log_prob(z, jax.lax.stop_gradient(mean), tril))
+    mse = 0.5 * jnp.mean(jnp.sum((z - mean) ** 2, axis=-1))
+    return {"posterior": (nll + mse, {"posterior_nll": nll})}

@@ -186,14 +186,13 @@ def forward_and_log_det(generator: nn.Module, variables, z: jax.Array):
 def make_generator(model_config, data_dim: int) -> CouplingFlow:
   """The 'flow' generator factory: a :class:`CouplingFlow` from a model config.
 
-  Reads ``flow_layers`` (default 4), ``generator_hidden`` and
-  ``generator_activation`` when present; ``latent_dim`` is forced to ``data_dim``.
+  Each coupling's conditioner has the widths ``generator_hidden`` and the
+  activation ``generator_activation``; ``flow_layers`` couplings (4 if the
+  config has no such field); ``latent_dim`` is data_dim whatever the config says.
   """
-  get = model_config.get if hasattr(model_config, "get") else lambda k, d=None: d
-  return CouplingFlow(data_dim=data_dim, num_layers=int(get("flow_layers", 4)),
-                      hidden=tuple(get("generator_hidden", (64, 64))),
-                      activation=get("generator_activation", "relu"))
+  return CouplingFlow(data_dim=data_dim, num_layers=int(model_config.get("flow_layers", 4)),
+                      hidden=tuple(model_config.generator_hidden),
+                      activation=model_config.generator_activation)
 
 
-if hasattr(models, "GENERATORS") and "flow" not in models.GENERATORS:
-  models.GENERATORS.register("flow", make_generator)
+models.GENERATORS.register("flow", make_generator)

@@ -38,10 +38,31 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.energy_activation = "leaky_relu"
   c.model.generator_activation = "relu"
   c.model.latent_dim = 2
+  c.model.flow_layers = 4         # affine couplings of model.generator=flow (widths: generator_hidden)
 
   c.entropy = ml_collections.ConfigDict()
-  c.entropy.name = "knn"          # the estimator of H(q_f); each has its own block below
+  c.entropy.name = "mi"           # flow | noisy | mi | knn | none; each has its own block below
+  c.entropy.flow = ml_collections.ConfigDict()   # exact; needs model.generator=flow|affine
+  c.entropy.noisy = ml_collections.ConfigDict({
+      "sigma": 0.1,                  # σ of x = G(z) + σε (its start value when learned)
+      "learn_sigma": True,           # the generator learns log σ (PresGAN)
+      "posterior": "importance",     # importance | mala
+      "proposal": "learned",         # learned (amortised r(z|x), a 3rd player) | local
+      "num_samples": 16,             # K importance proposals per sample
+      "proposal_scale": 1.0,         # local proposal's width, in units of σ
+      "proposal_hidden": (128, 128), # learned proposal's mean network
+      "mala_steps": 10,
+      "mala_step_size": 1.0,         # Langevin step, in units of σ
+  })
+  c.entropy.mi = ml_collections.ConfigDict({
+      "sigma": 0.0,                  # MEG: a deterministic generator
+      "bound": "jsd",                # jsd (MEG, Deep InfoMax) | dv (Donsker–Varadhan, MINE)
+      "hidden": (256, 256),          # the statistics network T(x, z), a third player
+      "activation": "relu",
+      "negatives": 1,                # product-of-marginals pairs per sample
+  })
   c.entropy.knn = ml_collections.ConfigDict({"k": 1})
+  c.entropy.none = ml_collections.ConfigDict()
 
   c.penalty = ml_collections.ConfigDict()
   c.penalty.name = "score"        # none | score (= r1, on data) | r2 | wgan_gp
@@ -79,4 +100,7 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.energy_hidden = (32, 32)
     c.model.generator_hidden = (32, 32)
     c.eval_samples = min(c.eval_samples, 500)
+    c.entropy.noisy.proposal_hidden = (16,)
+    c.entropy.mi.hidden = (16,)
+    c.model.flow_layers = 2
   return c
