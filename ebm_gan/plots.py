@@ -36,20 +36,3 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
-
-
-def training_curves(path: str, steps, series: dict[str, np.ndarray]) -> None:
-  """Saves a PNG with one panel per metric against the step."""
-  names = list(series)
-  cols = 3
-  rows = max(1, -(-len(names) // cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), dpi=90, squeeze=False)
-  for ax, name in zip(axes.ravel(), names):
-    ax.plot(steps, series[name], lw=0.8)
-    ax.set_title(name, fontsize=9)
-    ax.set_xlabel("step", fontsize=8)
-  for ax in axes.ravel()[len(names):]:
-    ax.axis("off")
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
