@@ -33,7 +33,6 @@ from ebm_gan import builders
 from ebm_gan import checkpoint
 from ebm_gan import metrics as metrics_lib
 from ebm_gan import pictures
-from ebm_gan import plots
 from ebm_gan import runlog
 from ebm_gan import train
 from ebm_gan.registry import ConfigError
@@ -227,7 +226,7 @@ def finish(exp, config, workdir: str, params, steps_done: int, recorder: Recorde
              + (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
                 f"{100 * summary['high_quality']:.1f}% high-quality" if "modes_covered" in summary
                 else recorder.status))
-    plots.samples_over_energy(os.path.join(workdir, "samples.png"), samples,
+    pictures.samples_over_energy(os.path.join(workdir, "samples.png"), samples,
                               jax.jit(lambda x: energy_values(exp, params, x)),
                               exp.dataset.scale, data=np.asarray(exp.dataset.sample(key, 1000)),
                               title=title)
