@@ -1,13 +1,13 @@
 """Toy-game sweep throughput: ONE compiled program vs a Python loop of jitted steps.
 
-The grid of ``ebm_gan.toy_experiment`` — bilinear (A = 1), Dirac-GAN and the
+The grid of ``ebm_gan.runner.programs.toy_games`` — bilinear (A = 1), Dirac-GAN and the
 quadratic game × GDA / alternating GDA / OGDA / optimistic Adam /
 extragradient × learning rates × initial points — runs
 
 * vectorised: every (game, method) group vmapped over its runs, one lax.scan
-  over the steps, all in one jit (:func:`ebm_gan.vectorised.run_groups`);
+  over the steps, all in one jit (:func:`ebm_gan.games.vectorised.run_groups`);
 * looped: for every run, ``num_steps`` calls of the jitted single-run step
-  (:func:`ebm_gan.vectorised.run_loop`; compilation excluded from its time).
+  (:func:`ebm_gan.games.vectorised.run_loop`; compilation excluded from its time).
 
 Both record the same per-step distances (checked) and the script prints both
 times, their ratio and a theory-vs-measured rate table at one learning rate.
@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from ebm_gan import toy_games  # pylint: disable=g-import-not-at-top
-from ebm_gan import vectorised
+from ebm_gan.games import toy as toy_games  # pylint: disable=g-import-not-at-top
+from ebm_gan.games import vectorised
 
 LEARNING_RATES = (0.03, 0.1, 0.3, 0.5)
 
@@ -37,7 +37,7 @@ LEARNING_RATES = (0.03, 0.1, 0.3, 0.5)
 def make_grid(runs: int):
   """15 (game, method) groups sharing ``runs`` runs: learning rates cycled, one start per run."""
   games = [toy_games.bilinear([[1.0]]), toy_games.DiracGAN("minimax"), toy_games.quadratic(2)]
-  methods = [vectorised.METHODS.get(m) for m in
+  methods = [vectorised.METHODS[m] for m in
              ("gda", "alternating_gda", "ogda", "optimistic_adam", "extragradient")]
   per_group = max(1, runs // (len(games) * len(methods)))
   lrs = np.resize(np.asarray(LEARNING_RATES), per_group)

@@ -24,16 +24,16 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ebm_gan import experiment  # noqa: E402  pylint: disable=g-import-not-at-top
-from ebm_gan import launch  # noqa: E402  pylint: disable=g-import-not-at-top
+from ebm_gan.runner import cli  # noqa: E402  pylint: disable=g-import-not-at-top
+from ebm_gan.runner.programs import ebm_gan as program  # noqa: E402  pylint: disable=g-import-not-at-top
 
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "experiments", "configs", "default.py")
 
 
 def _run(overrides, workdir):
-  config = launch.resolve_config(DEFAULT, overrides)
-  return experiment.run(config, workdir, progress=False)
+  config = cli.resolve_config(DEFAULT, overrides)
+  return program.run(program.build(config), workdir, progress=False)
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ Each player i minimises its own loss ℓ_i(θ_i, θ_{−i}). With sg the stop-gr
 
 because in ℓ_j (j ≠ i) player i's parameters are constants. So one backward
 pass over the summed losses returns every player's own gradient — the
-mechanism behind :class:`EBMGame` (MATH.md §3: the energy maximises L1, the
+mechanism behind :class:`EBMGame` (docs/theory.md §3: the energy maximises L1, the
 generator maximises L2) and :class:`GANGame`. XLA merges the forward passes the
 players share (stop_gradient is the identity on values), so the sum costs one
 forward of each network, not one per player.
@@ -26,8 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import entropy as entropy_lib
 from ebm_gan import objectives
+from ebm_gan.entropy.base import NoEntropy
 
 Params = dict[str, Any]
 
@@ -56,7 +56,7 @@ def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Para
     ``jax.jacfwd``/``jvp`` of the directions lose the cross terms ∂d_i/∂θ_j;
     for the game Jacobian (eigenvalue analysis, consensus optimisation)
     differentiate each player's own ``jax.grad`` instead, as
-    ``ebm_gan.toy_games.numerical_jacobian`` does.
+    ``ebm_gan.games.theory.numerical_jacobian`` does.
   """
   missing = [p for p in losses if p not in params]
   if missing:
@@ -81,7 +81,7 @@ def _latents(key, n, latent_dim):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class EBMGame:
-  """The maximum-entropy EBM-GAN game max_m min_f L3 (MATH.md §2–3).
+  """The maximum-entropy EBM-GAN game max_m min_f L3 (docs/theory.md §2–3).
 
   Players and their losses (each minimised):
 
@@ -102,7 +102,7 @@ class EBMGame:
   """
   energy: nn.Module
   generator: nn.Module
-  entropy: Any = dataclasses.field(default_factory=entropy_lib.NoEntropy)
+  entropy: Any = dataclasses.field(default_factory=NoEntropy)
   penalty: Callable | None = None
   entropy_weight: float = 1.0
 
@@ -176,28 +176,21 @@ class EBMGame:
 
     Returns:
       ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
-      (MATH.md 3.1), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
+      (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
       loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
       player p's descent direction (−∇_m L1 for the energy, −∇_f L2 for the
       generator).
     """
     return _value_and_directions(self, params, x_data, key)
 
-
-@functools.partial(jax.jit, static_argnums=0)
-def _value_and_directions(game, params, x_data, key):
-  values, directions, aux = joint_directions(game.losses(x_data, key), params, has_aux=True)
-  value = {}
-  for player, metrics in aux.items():
-    value.update(metrics)
-  value.update({f"loss_{p}": v for p, v in values.items()})
-  value["l3"] = value["l1"] - value["entropy"]
-  return value, directions
+  def summarise(self, value: dict) -> dict:
+    """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics."""
+    return dict(value, l3=value["l1"] - value["entropy"])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GANGame:
-  """The vanilla GAN game (MATH.md §6) and its variants, with a logit discriminator.
+  """The vanilla GAN game (docs/theory.md §6) and its variants, with a logit discriminator.
 
   Players: ``discriminator`` (its loss from ``loss.discriminator``) and
   ``generator`` (``loss.generator``); see :mod:`ebm_gan.objectives` for the
@@ -214,7 +207,7 @@ class GANGame:
   """
   discriminator: nn.Module
   generator: nn.Module
-  loss: objectives.GANLoss = objectives.GAN_LOSSES.get("non_saturating")
+  loss: objectives.GANLoss = objectives.GAN_LOSSES["non_saturating"]
   penalty: Callable | None = None
   label_smoothing: float = 0.0
 
@@ -266,12 +259,17 @@ class GANGame:
 
   def value_and_directions(self, params, x_data, key):
     """Per-player losses (``loss_<player>``), metrics and descent directions, jitted."""
-    return _gan_value_and_directions(self, params, x_data, key)
+    return _value_and_directions(self, params, x_data, key)
+
+  def summarise(self, value: dict) -> dict:
+    """The metrics as they are: a GAN has no L3."""
+    return value
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _gan_value_and_directions(game, params, x_data, key):
+def _value_and_directions(game, params, x_data, key):
+  """The game's metrics (its players' aux, ``loss_<player>``) and directions, one jax.grad."""
   values, directions, aux = joint_directions(game.losses(x_data, key), params, has_aux=True)
   value = {k: v for metrics in aux.values() for k, v in metrics.items()}
   value.update({f"loss_{p}": v for p, v in values.items()})
-  return value, directions
+  return game.summarise(value), directions

@@ -1,4 +1,4 @@
-"""The seed's objectives (MATH.md §1–6) and GAN losses, as pure jittable functions.
+"""The seed's objectives (docs/theory.md §1–6) and GAN losses, as pure jittable functions.
 
 Sign convention: U is a **log-unnormalised density** (q_m(x) = exp U_m(x) / Z_m;
 higher U = more probable; a physicist's energy is −U). The L-objectives are
@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ebm_gan.registry import Registry, check_positive
+from ebm_gan.errors import check_positive
 
 
 def expectation(values: jax.Array, weights: jax.Array | None = None) -> jax.Array:
@@ -24,7 +24,7 @@ def expectation(values: jax.Array, weights: jax.Array | None = None) -> jax.Arra
 
 
 def l1(u_data, u_gen, data_weights=None, gen_weights=None):
-  """L1(m, f) = E_p[U_m(x)] − E_{q_f}[U_m(x)] (MATH 2.1; maximised over m).
+  """L1(m, f) = E_p[U_m(x)] − E_{q_f}[U_m(x)] (docs/theory.md (2.1); maximised over m).
 
   Its m-gradient is the maximum-likelihood gradient (1.1) with q_m replaced by q_f.
   """
@@ -32,7 +32,7 @@ def l1(u_data, u_gen, data_weights=None, gen_weights=None):
 
 
 def l2(u_gen, entropy, log_z=0.0, gen_weights=None):
-  """L2(m, f) = −KL(q_f ‖ q_m) = E_{q_f}[U_m] + H(q_f) − log Z_m (MATH 2.2; max over f).
+  """L2(m, f) = −KL(q_f ‖ q_m) = E_{q_f}[U_m] + H(q_f) − log Z_m (docs/theory.md (2.2); max over f).
 
   ``log_z`` defaults to 0: it does not depend on f, so the f-gradient is exact.
   """
@@ -40,7 +40,7 @@ def l2(u_gen, entropy, log_z=0.0, gen_weights=None):
 
 
 def l3(u_data, u_gen, entropy, data_weights=None, gen_weights=None):
-  """L3(m, f) = E_p[U_m] − E_{q_f}[U_m] + E_{q_f}[log q_f] = L1 − H(q_f) (MATH 3.1).
+  """L3(m, f) = E_p[U_m] − E_{q_f}[U_m] + E_{q_f}[log q_f] = L1 − H(q_f) (docs/theory.md (3.1)).
 
   ∇_m L3 = ∇_m L1 and ∇_f L3 = −∇_f L2; training is max_m min_f L3.
   """
@@ -48,7 +48,7 @@ def l3(u_data, u_gen, entropy, data_weights=None, gen_weights=None):
 
 
 def l4(u_data, entropy, log_z=0.0, data_weights=None):
-  """L4 = L1 + L2 = E_p[U_m] + H(q_f) − log Z_m (MATH 5.1).
+  """L4 = L1 + L2 = E_p[U_m] + H(q_f) − log Z_m (docs/theory.md (5.1)).
 
   E_{q_f}[U_m] cancels, so ∇_m L4 does not depend on f: the players decouple
   (the seed's reason to reject it as a minimax objective).
@@ -57,7 +57,7 @@ def l4(u_data, entropy, log_z=0.0, data_weights=None):
 
 
 def l5(log_q_f_on_model, u_model, log_z, model_weights=None):
-  """L5 = −KL(q_m ‖ q_f) = E_{q_m}[log q_f] − E_{q_m}[U_m] + log Z_m (MATH 5.2).
+  """L5 = −KL(q_m ‖ q_f) = E_{q_m}[log q_f] − E_{q_m}[U_m] + log Z_m (docs/theory.md (5.2)).
 
   Needs samples of (or weights for) q_m — the very thing the generator avoids.
   """
@@ -66,13 +66,13 @@ def l5(log_q_f_on_model, u_model, log_z, model_weights=None):
 
 
 def vanilla_gan_value(d_data, d_gen, data_weights=None, gen_weights=None):
-  """V(D, G) = E_p[log D(x)] + E_{q_G}[log(1 − D(x))] (MATH 6.1), D given as probabilities."""
+  """V(D, G) = E_p[log D(x)] + E_{q_G}[log(1 − D(x))] (docs/theory.md (6.1)), D given as probabilities."""
   return (expectation(jnp.log(d_data), data_weights)
           + expectation(jnp.log1p(-d_gen), gen_weights))
 
 
 def gan_cross_entropy_value(p, q, d):
-  """The cross-entropy form of V on a finite domain (MATH 6.2), exactly equal to V.
+  """The cross-entropy form of V on a finite domain (docs/theory.md (6.2)), exactly equal to V.
 
   .. math::  V = Σ_x w(x) Σ_{k∈\\{0,1\\}} c(k|x) \\log g(k|x, D),
              w = p + q,  c(1|x) = p/w,  g(1|x, D) = D(x).
@@ -141,15 +141,14 @@ def least_squares_generator_loss(fake):
   return 0.5 * jnp.mean((fake - 1.0) ** 2)
 
 
-GAN_LOSSES = Registry("GAN loss")
-GAN_LOSSES.register("minimax", GANLoss(minimax_discriminator_loss, minimax_generator_loss))
-GAN_LOSSES.register("non_saturating",
-                    GANLoss(minimax_discriminator_loss, non_saturating_generator_loss))
-GAN_LOSSES.register("wasserstein",
-                    GANLoss(wasserstein_discriminator_loss, wasserstein_generator_loss))
-GAN_LOSSES.register("hinge", GANLoss(hinge_discriminator_loss, wasserstein_generator_loss))
-GAN_LOSSES.register("least_squares",
-                    GANLoss(least_squares_discriminator_loss, least_squares_generator_loss))
+# The GAN losses by name (docs/theory.md §6).
+GAN_LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(minimax_discriminator_loss, minimax_generator_loss),
+    "non_saturating": GANLoss(minimax_discriminator_loss, non_saturating_generator_loss),
+    "wasserstein": GANLoss(wasserstein_discriminator_loss, wasserstein_generator_loss),
+    "hinge": GANLoss(hinge_discriminator_loss, wasserstein_generator_loss),
+    "least_squares": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
+}
 
 
 # ----------------------------------------------------------------------------
@@ -165,19 +164,19 @@ def _input_grad_sq_norm(fn, x):
 
 def score_penalty(gamma: float):
   """Zero-centred R1 (score) penalty on data: (γ/2)·E_p[‖∇_x U(x)‖²] (Mescheder et al. 2018)."""
-  check_positive(gamma, "penalty.weight")
+  check_positive(gamma, "gamma")
   return lambda fn, x_data, x_gen, key: 0.5 * gamma * jnp.mean(_input_grad_sq_norm(fn, x_data))
 
 
 def r2_penalty(gamma: float):
   """Zero-centred R2 penalty on generated samples: (γ/2)·E_q[‖∇_x U(x)‖²]."""
-  check_positive(gamma, "penalty.weight")
+  check_positive(gamma, "gamma")
   return lambda fn, x_data, x_gen, key: 0.5 * gamma * jnp.mean(_input_grad_sq_norm(fn, x_gen))
 
 
 def wgan_gp_penalty(lam: float):
   """WGAN-GP: λ·E_x̂[(‖∇_x U(x̂)‖ − 1)²], x̂ = εx_data + (1−ε)x_gen, ε ~ U(0,1) per sample."""
-  check_positive(lam, "penalty.weight")
+  check_positive(lam, "lam")
 
   def penalty(fn, x_data, x_gen, key):
     eps = jax.random.uniform(key, (x_data.shape[0],) + (1,) * (x_data.ndim - 1))
@@ -186,8 +185,6 @@ def wgan_gp_penalty(lam: float):
   return penalty
 
 
-PENALTIES = Registry("gradient penalty")
-PENALTIES.register("score", score_penalty)
-PENALTIES.register("r1", score_penalty)
-PENALTIES.register("r2", r2_penalty)
-PENALTIES.register("wgan_gp", wgan_gp_penalty)
+# Penalty factories by name: ``PENALTIES[name](weight)``.
+PENALTIES: dict[str, Callable[[float], Callable]] = {
+    "score": score_penalty, "r1": score_penalty, "r2": r2_penalty, "wgan_gp": wgan_gp_penalty}

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ebm_gan.registry import ConfigError, Registry
+from ebm_gan.errors import InvalidArgumentError, lookup
 
 FIRST_STEPS = ("repeat", "zero")
 
@@ -220,27 +220,24 @@ def adam(learning_rate: optax.ScalarOrSchedule, b1: float = 0.5, b2: float = 0.9
   return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
 
 
-OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry("optimizer")
-OPTIMIZERS.register("gda", gda)
-OPTIMIZERS.register("sgd", gda)  # alias: plain descent on each player's own loss
-OPTIMIZERS.register("ogda", ogda)
-OPTIMIZERS.register("optimistic_adam", optimistic_adam)
-OPTIMIZERS.register("adam", adam)
+# The optimisers by name; "sgd" is an alias of "gda" (plain descent on each player's own loss).
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "gda": gda, "sgd": gda, "ogda": ogda, "optimistic_adam": optimistic_adam, "adam": adam}
 
 
 def _check_first_step(first_step):
   if first_step not in FIRST_STEPS:
-    raise ConfigError(f"first_step={first_step!r} is not allowed; "
+    raise InvalidArgumentError(f"first_step={first_step!r} is not allowed; "
                       f"allowed: {', '.join(FIRST_STEPS)}.")
 
 
 def check_learning_rate(learning_rate: Any, key: str = "learning_rate"):
-  """Raises ConfigError unless ``learning_rate`` is a positive finite number or a schedule."""
+  """Raises InvalidArgumentError unless ``learning_rate`` is a positive finite number or a schedule."""
   if callable(learning_rate):
     return learning_rate
   if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
       or not 0 < float(learning_rate) < float("inf")):
-    raise ConfigError(f"{key}={learning_rate!r} is not allowed; expected a positive "
+    raise InvalidArgumentError(f"{key}={learning_rate!r} is not allowed; expected a positive "
                       "finite number or an optax schedule.")
   return learning_rate
 
@@ -260,24 +257,24 @@ def make(name: str, learning_rate: optax.ScalarOrSchedule, key: str = "optimizer
     An ``optax.GradientTransformation``.
 
   Raises:
-    ConfigError: unknown name, non-positive learning rate or unknown option.
+    InvalidArgumentError: unknown name, non-positive learning rate or unknown option.
 
   >>> make('ogda', 0.01)  # doctest: +ELLIPSIS
   GradientTransformation...
   >>> make('adamw', 0.01)
   Traceback (most recent call last):
   ...
-  ebm_gan.registry.ConfigError: optimizer='adamw' is not a known optimizer; allowed: adam, gda, ogda, optimistic_adam, sgd.
+  ebm_gan.errors.InvalidArgumentError: optimizer='adamw' is not a known optimizer; allowed: adam, gda, ogda, optimistic_adam, sgd.
   """
-  factory = OPTIMIZERS.get(name, key=key)
+  factory = lookup(OPTIMIZERS, name, key, "optimizer")
   check_learning_rate(learning_rate, f"{key}.learning_rate")
   allowed = [p for p in inspect.signature(factory).parameters if p != "learning_rate"]
   unknown = sorted(set(kwargs) - set(allowed))
   if unknown:
-    raise ConfigError(f"{key}.{unknown[0]}={kwargs[unknown[0]]!r} is not an option of "
+    raise InvalidArgumentError(f"{key}.{unknown[0]}={kwargs[unknown[0]]!r} is not an option of "
                       f"optimizer {name!r}; allowed: {', '.join(allowed) or 'none'}.")
   if "first_step" in kwargs and kwargs["first_step"] not in FIRST_STEPS:
-    raise ConfigError(f"{key}.first_step={kwargs['first_step']!r} is not allowed; "
+    raise InvalidArgumentError(f"{key}.first_step={kwargs['first_step']!r} is not allowed; "
                       f"allowed: {', '.join(FIRST_STEPS)}.")
   return factory(learning_rate, **kwargs)
 
@@ -296,12 +293,12 @@ class PerPlayer(Mapping[str, optax.GradientTransformation]):
   def __init__(self, transforms: Mapping[str, optax.GradientTransformation]):
     for name, tx in transforms.items():
       if not isinstance(name, str):
-        raise ConfigError(f"per_player: player names must be strings, got {name!r}.")
+        raise InvalidArgumentError(f"per_player: player names must be strings, got {name!r}.")
       if not isinstance(tx, optax.GradientTransformation):
-        raise ConfigError(f"per_player: the transform of player {name!r} is "
+        raise InvalidArgumentError(f"per_player: the transform of player {name!r} is "
                           f"{type(tx).__name__}, not an optax.GradientTransformation.")
     if not transforms:
-      raise ConfigError("per_player: needs at least one player.")
+      raise InvalidArgumentError("per_player: needs at least one player.")
     object.__setattr__(self, "_txs", types.MappingProxyType(dict(transforms)))
 
   def __setattr__(self, name, value):
@@ -345,7 +342,7 @@ def player_transforms(tx: optax.GradientTransformation | Mapping[str, optax.Grad
     ``{player: transform}`` in the order of ``players``.
 
   Raises:
-    ConfigError: a mapping that misses a player or names one the game lacks.
+    InvalidArgumentError: a mapping that misses a player or names one the game lacks.
   """
   players = list(players)
   if isinstance(tx, optax.GradientTransformation):
@@ -354,9 +351,9 @@ def player_transforms(tx: optax.GradientTransformation | Mapping[str, optax.Grad
     missing = [p for p in players if p not in tx]
     extra = [p for p in tx if p not in players]
     if missing or extra:
-      raise ConfigError(
+      raise InvalidArgumentError(
           f"per-player optimizer players {sorted(tx)} do not match the game's players "
           f"{players} (missing: {missing}, unknown: {extra}).")
     return {p: tx[p] for p in players}
-  raise ConfigError(f"optimizer must be an optax.GradientTransformation or a per_player "
+  raise InvalidArgumentError(f"optimizer must be an optax.GradientTransformation or a per_player "
                     f"mapping, got {type(tx).__name__}.")

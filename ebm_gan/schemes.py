@@ -24,14 +24,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ebm_gan.registry import ConfigError, Registry
+from ebm_gan.errors import InvalidArgumentError, lookup
 
 Params = Mapping[str, Any]
 DirectionsFn = Callable[[Params, jax.Array], tuple[dict, Any]]
 
-SCHEMES = Registry("update scheme")
-for _name in ("simultaneous", "alternating", "extragradient"):
-  SCHEMES.register(_name, _name)
 
 
 def _step_players(players, params, opt_states, directions, txs):
@@ -53,10 +50,53 @@ def alternating_order(players: Sequence[str], critics: Sequence[str],
   """
   unknown = [c for c in critics if c not in players]
   if unknown:
-    raise ConfigError(f"critic players {unknown} are not players of the game {list(players)}")
+    raise InvalidArgumentError(f"critic players {unknown} are not players of the game {list(players)}")
   rest = tuple(p for p in players if p not in critics)
   order = [tuple(critics)] * critic_steps if critics else []
   return order + ([rest] if rest else [])
+
+
+def _simultaneous(directions_fn, txs, players, critics, critic_steps):
+  del critics, critic_steps
+
+  def update(params, opt_states, key):
+    d, aux = directions_fn(params, key)
+    params, opt_states, updates = _step_players(players, params, opt_states, d, txs)
+    return params, opt_states, aux, updates
+  return update
+
+
+def _alternating(directions_fn, txs, players, critics, critic_steps):
+  order = alternating_order(players, [c for c in critics if c in players], critic_steps)
+
+  def update(params, opt_states, key):
+    updates, first_aux = {}, None
+    for i, group in enumerate(order):
+      d, aux = directions_fn(params, jax.random.fold_in(key, i))
+      first_aux = aux if first_aux is None else first_aux
+      params, opt_states, u = _step_players(group, params, opt_states, d, txs)
+      for p, up in u.items():  # a critic's round update is the sum of its sub-steps
+        updates[p] = up if p not in updates else jax.tree.map(jnp.add, updates[p], up)
+    return params, opt_states, first_aux, updates
+  return update
+
+
+def _extragradient(directions_fn, txs, players, critics, critic_steps):
+  del critics, critic_steps
+
+  def update(params, opt_states, key):
+    k0, k1 = jax.random.split(key)
+    d0, aux = directions_fn(params, k0)
+    look_ahead, _, _ = _step_players(players, params, opt_states, d0, txs)
+    d1, _ = directions_fn(look_ahead, k1)
+    params, opt_states, updates = _step_players(players, params, opt_states, d1, txs)
+    return params, opt_states, aux, updates
+  return update
+
+
+# The update schemes by name: each builds ``update(params, opt_states, key)``.
+SCHEMES: dict[str, Callable] = {
+    "simultaneous": _simultaneous, "alternating": _alternating, "extragradient": _extragradient}
 
 
 def make_update(directions_fn: DirectionsFn,
@@ -67,8 +107,11 @@ def make_update(directions_fn: DirectionsFn,
                 critic_steps: int = 1):
   """Builds ``update(params, opt_states, key) -> (params, opt_states, aux, updates)``.
 
+  The update rules are those of docs/theory.md §7 (simultaneous, alternating,
+  extragradient).
+
   Args:
-    directions_fn: ``(params, key) -> (directions, aux)``, descent directions per player.
+    directions_fn: ``(params, key) -> (directions, aux)``, each player's gradient of its own loss.
     txs: an optax transform per player (the keys are the players).
     scheme: 'simultaneous', 'alternating' or 'extragradient'.
     critics: for 'alternating', the players that move first (``critic_steps`` times).
@@ -82,36 +125,9 @@ def make_update(directions_fn: DirectionsFn,
     The directions function is called once (simultaneous), twice
     (extragradient) or ``critic_steps + 1`` times (alternating, 2 players) per
     round, each with its own key folded from ``key``.
+
+  Raises:
+    InvalidArgumentError: an unknown scheme, or critics that are not players.
   """
-  SCHEMES.get(scheme, key="scheme")
-  players = list(txs)
-
-  if scheme == "simultaneous":
-    def update(params, opt_states, key):
-      d, aux = directions_fn(params, key)
-      params, opt_states, updates = _step_players(players, params, opt_states, d, txs)
-      return params, opt_states, aux, updates
-
-  elif scheme == "alternating":
-    order = alternating_order(players, [c for c in critics if c in players], critic_steps)
-
-    def update(params, opt_states, key):
-      updates, first_aux = {}, None
-      for i, group in enumerate(order):
-        d, aux = directions_fn(params, jax.random.fold_in(key, i))
-        first_aux = aux if first_aux is None else first_aux
-        params, opt_states, u = _step_players(group, params, opt_states, d, txs)
-        for p, up in u.items():  # a critic's round update is the sum of its sub-steps
-          updates[p] = up if p not in updates else jax.tree.map(jnp.add, updates[p], up)
-      return params, opt_states, first_aux, updates
-
-  else:  # extragradient
-    def update(params, opt_states, key):
-      k0, k1 = jax.random.split(key)
-      d0, aux = directions_fn(params, k0)
-      look_ahead, _, _ = _step_players(players, params, opt_states, d0, txs)
-      d1, _ = directions_fn(look_ahead, k1)
-      params, opt_states, updates = _step_players(players, params, opt_states, d1, txs)
-      return params, opt_states, aux, updates
-
-  return update
+  build = lookup(SCHEMES, scheme, "scheme", "update scheme")
+  return build(directions_fn, txs, list(txs), critics, critic_steps)

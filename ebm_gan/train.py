@@ -13,7 +13,7 @@ from a checkpoint replays exactly the same data and noise.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import flax
 import jax
@@ -59,12 +59,8 @@ def init_state(game, tx, key: jax.Array, x_example: jax.Array) -> TrainState:
                     key=run_key)
 
 
-# optax renamed tree_l2_norm to tree_norm (and deprecated the old name).
-_tree_norm = getattr(optax.tree_utils, "tree_norm", None) or optax.tree_utils.tree_l2_norm
-
-
 def _l2(tree) -> jax.Array:
-  return _tree_norm(tree)
+  return optax.tree_utils.tree_norm(tree)
 
 
 def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int = 1,
@@ -150,10 +146,3 @@ def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Arr
     def chunk(state, batches):
       return jax.lax.scan(step, state, batches)
   return chunk
-
-
-def is_finite_tree(tree: Any) -> jax.Array:
-  """True iff every leaf of ``tree`` is finite (a jittable divergence check)."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

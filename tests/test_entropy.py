@@ -1,4 +1,4 @@
-"""Generator-entropy estimators against the linear-Gaussian closed form (MATH.md §4).
+"""Generator-entropy estimators against the linear-Gaussian closed form (docs/theory.md §4).
 
 For x = A z + b + σε (z, ε ~ N(0, I_d)), q_f = N(b, C), C = AAᵀ + σ²I, so
 
@@ -20,9 +20,13 @@ import numpy as np
 import optax
 import pytest
 
-from ebm_gan import builders, entropy, flows, game, launch, models, optim, train
-from ebm_gan.entropy_mi import mi_bounds
-from ebm_gan.registry import ConfigError
+from ebm_gan import entropy, game, models, optim, train
+from ebm_gan.errors import InvalidArgumentError
+from ebm_gan.models import flows
+from ebm_gan.runner import cli
+from ebm_gan.runner import config as runner_config
+from ebm_gan.entropy import mi_bounds
+from ebm_gan.runner.registry import ConfigError
 from experiments.configs import entropy_compare
 
 
@@ -154,9 +158,9 @@ def test_coupling_flow_log_det_matches_the_jacobian(d):
 
 
 def test_flow_estimator_refuses_a_non_invertible_generator():
-  with pytest.raises(ConfigError, match="invertible"):
+  with pytest.raises(InvalidArgumentError, match="invertible"):
     flows.forward_and_log_det(models.MLPGenerator(2, 2, (8,)), {}, jnp.zeros((1, 2)))
-  with pytest.raises(ConfigError, match="square"):
+  with pytest.raises(InvalidArgumentError, match="square"):
     flows.forward_and_log_det(models.AffineGenerator(3, 2), {}, jnp.zeros((1, 2)))
 
 
@@ -294,20 +298,20 @@ def test_mi_bounds_are_exact_for_the_optimal_statistic():
 def test_from_config_builds_every_estimator_with_its_own_settings():
   cfg = ml_collections.ConfigDict({"name": "noisy",
                                    "noisy": {"sigma": 0.3, "proposal_hidden": [8]}})
-  est = entropy.from_config(cfg)
+  est = runner_config.build_entropy(cfg)
   assert est == entropy.NoisyGenerator(sigma=0.3, proposal_hidden=(8,))
   for name, cls in [("flow", entropy.Flow), ("mi", entropy.MutualInformation),
                     ("knn", entropy.KNN), ("none", entropy.NoEntropy)]:
-    assert isinstance(entropy.from_config({"name": name}), cls)
-  assert set(entropy.ENTROPY_ESTIMATORS.names()) == {"flow", "noisy", "mi", "knn", "none"}
+    assert isinstance(runner_config.build_entropy({"name": name}), cls)
+  assert set(runner_config.ENTROPY_ESTIMATORS.names()) == {"flow", "noisy", "mi", "knn", "none"}
   with pytest.raises(ConfigError, match="entropy.mi.temperature"):
-    entropy.from_config({"name": "mi", "mi": {"temperature": 1.0}})
+    runner_config.build_entropy({"name": "mi", "mi": {"temperature": 1.0}})
   with pytest.raises(ConfigError, match="entropy.noisy.posterior"):
-    entropy.from_config({"name": "noisy", "noisy": {"posterior": "gibbs"}})
+    runner_config.build_entropy({"name": "noisy", "noisy": {"posterior": "gibbs"}})
   with pytest.raises(ConfigError, match="entropy.mi.bound"):
-    entropy.from_config({"name": "mi", "mi": {"bound": "nce"}})
+    runner_config.build_entropy({"name": "mi", "mi": {"bound": "nce"}})
   with pytest.raises(ConfigError, match="entropy.noisy.sigma"):
-    entropy.from_config({"name": "noisy", "noisy": {"sigma": 0.0}})
+    runner_config.build_entropy({"name": "noisy", "noisy": {"sigma": 0.0}})
 
 
 _GAME_CASES = {
@@ -347,17 +351,17 @@ def test_entropy_compare_config_covers_every_estimator_and_setting():
   """The comparison's config has a block per estimator naming exactly its settings, and
   every sweep member resolves and builds (the flow member with the flow generator)."""
   config = entropy_compare.get_config()
-  for name in entropy.ENTROPY_ESTIMATORS.names():
-    fields = {f.name for f in dataclasses.fields(entropy.ENTROPY_ESTIMATORS.get(name))}
+  for name in runner_config.ENTROPY_ESTIMATORS.names():
+    fields = {f.name for f in dataclasses.fields(runner_config.ENTROPY_ESTIMATORS.get(name))}
     assert set(config.entropy[name].keys()) == fields, name
   members = []
   entropy_compare.sweep(lambda **overrides: members.append(list(overrides.items())))
-  assert len(members) == 2 * len(entropy.ENTROPY_ESTIMATORS.names())
+  assert len(members) == 2 * len(runner_config.ENTROPY_ESTIMATORS.names())
   path = os.path.abspath(entropy_compare.__file__)
   for member in members:
-    exp = builders.build(launch.resolve_config(path, member))
+    exp = runner_config.build(cli.resolve_config(path, member))
     assert isinstance(exp.game.entropy,
-                      entropy.ENTROPY_ESTIMATORS.get(dict(member)["entropy.name"]))
+                      runner_config.ENTROPY_ESTIMATORS.get(dict(member)["entropy.name"]))
   flow_member = next(m for m in members if dict(m)["entropy.name"] == "flow")
-  assert isinstance(builders.build(launch.resolve_config(path, flow_member)).game.generator,
+  assert isinstance(runner_config.build(cli.resolve_config(path, flow_member)).game.generator,
                     flows.CouplingFlow)

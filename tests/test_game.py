@@ -1,4 +1,4 @@
-"""One jax.grad gives every player's own gradient (MATH.md §3, DESIGN joint_directions)."""
+"""One jax.grad gives every player's own gradient (docs/theory.md §3, §8)."""
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,7 @@ def test_ebm_directions_equal_separate_per_player_gradients():
 
   _assert_trees_close(directions["energy"], jax.grad(energy_loss)(params["energy"]))
   _assert_trees_close(directions["generator"], jax.grad(generator_loss)(params["generator"]))
-  # The value is L3 = L1 − Ĥ (MATH 3.1).
+  # The value is L3 = L1 − Ĥ (docs/theory.md (3.1)).
   h = entropy.kozachenko_leonenko(x_gen, 2)
   np.testing.assert_allclose(value["l3"], objectives.l1(u(params["energy"], x),
                                                        u(params["energy"], x_gen)) - h, rtol=1e-5)

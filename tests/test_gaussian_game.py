@@ -1,4 +1,4 @@
-"""The maximum-entropy equilibrium in a Gaussian family (MATH.md §3, last paragraph).
+"""The maximum-entropy equilibrium in a Gaussian family (docs/theory.md §3, last paragraph).
 
 Energy U_m(x) = −½ (x − μ)ᵀ P (x − μ) (μ, P = LLᵀ learnable), affine generator
 x = A z + b, exact entropy: for fixed m the generator's best response is
@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from ebm_gan import entropy, flows, game, models, optim, train
+from ebm_gan import entropy, game, models, optim, train
+from ebm_gan.models import flows
 
 MU = jnp.array([1.0, -2.0])
 SIGMA = jnp.array([[1.5, 0.5], [0.5, 0.75]])

@@ -1,4 +1,4 @@
-"""MATH.md identities on a finite domain, where every expectation is an exact sum.
+"""docs/theory.md identities on a finite domain, where every expectation is an exact sum.
 
 Domain: K points x_k ∈ ℝ. Energy U_m(x) = m0·x + m1·x² + m2·sin(3x) (any smooth
 family works); q_m = softmax(U_m) over the K points; the generator is a free
@@ -86,7 +86,7 @@ def test_generator_gradient_of_l2_is_minus_that_of_l3():
 
 
 def test_generator_optimum_of_l3_is_q_m():
-  """min_f L3 ⇔ q_f = q_m (MATH §3): at f = U_m the f-gradient of L3 vanishes."""
+  """min_f L3 ⇔ q_f = q_m (docs/theory.md §3): at f = U_m the f-gradient of L3 vanishes."""
   u = energy(M0)
   grad = jax.grad(lambda f: ob.l3(u, u, entropy(jax.nn.softmax(f)), P, jax.nn.softmax(f)))(u)
   np.testing.assert_allclose(grad, 0.0, atol=TOL)

@@ -14,7 +14,7 @@ import pytest
 
 from ebm_gan import optim
 from ebm_gan import schemes
-from ebm_gan.registry import ConfigError
+from ebm_gan.errors import InvalidArgumentError
 
 
 def _grads(seed, n=6):
@@ -124,7 +124,7 @@ def test_ogda_minimises_a_parabola():
 
 
 def test_make_refuses_unknown_name_with_key_value_and_choices():
-  with pytest.raises(ConfigError) as e:
+  with pytest.raises(InvalidArgumentError) as e:
     optim.make("adamw", 0.1, key="optimizer.name")
   msg = str(e.value)
   assert "optimizer.name='adamw'" in msg
@@ -134,17 +134,17 @@ def test_make_refuses_unknown_name_with_key_value_and_choices():
 
 @pytest.mark.parametrize("lr", [0.0, -1e-3, float("nan"), float("inf"), "0.1", True])
 def test_make_refuses_bad_learning_rates(lr):
-  with pytest.raises(ConfigError, match=r"optimizer\.learning_rate=.*positive"):
+  with pytest.raises(InvalidArgumentError, match=r"optimizer\.learning_rate=.*positive"):
     optim.make("ogda", lr)
 
 
 def test_make_accepts_schedules_and_refuses_unknown_options():
   assert isinstance(optim.make("ogda", optax.constant_schedule(0.1)), optax.GradientTransformation)
-  with pytest.raises(ConfigError, match=r"opt\.momentum=0\.9.*allowed: alpha, beta, first_step"):
+  with pytest.raises(InvalidArgumentError, match=r"opt\.momentum=0\.9.*allowed: alpha, beta, first_step"):
     optim.make("ogda", 0.1, key="opt", momentum=0.9)
-  with pytest.raises(ConfigError, match=r"opt\.first_step='two'.*repeat, zero"):
+  with pytest.raises(InvalidArgumentError, match=r"opt\.first_step='two'.*repeat, zero"):
     optim.make("ogda", 0.1, key="opt", first_step="two")
-  with pytest.raises(ConfigError, match="first_step"):
+  with pytest.raises(InvalidArgumentError, match="first_step"):
     optim.ogda(0.1, first_step="two")
 
 
@@ -156,7 +156,7 @@ def test_per_player_is_an_immutable_mapping():
   with pytest.raises(AttributeError):
     txs.extra = 1
   hash(txs)
-  with pytest.raises(ConfigError, match="not an optax.GradientTransformation"):
+  with pytest.raises(InvalidArgumentError, match="not an optax.GradientTransformation"):
     optim.per_player({"energy": 0.1})
 
 
@@ -165,11 +165,11 @@ def test_player_transforms():
   assert optim.player_transforms(tx, ["a", "b"]) == {"a": tx, "b": tx}
   pp = optim.per_player({"b": optim.gda(0.2), "a": tx})
   assert list(optim.player_transforms(pp, ["a", "b"])) == ["a", "b"]
-  with pytest.raises(ConfigError, match=r"missing: \['c'\]"):
+  with pytest.raises(InvalidArgumentError, match=r"missing: \['c'\]"):
     optim.player_transforms(pp, ["a", "b", "c"])
-  with pytest.raises(ConfigError, match=r"unknown: \['b'\]"):
+  with pytest.raises(InvalidArgumentError, match=r"unknown: \['b'\]"):
     optim.player_transforms(pp, ["a"])
-  with pytest.raises(ConfigError, match="per_player"):
+  with pytest.raises(InvalidArgumentError, match="per_player"):
     optim.player_transforms(0.1, ["a"])
 
 

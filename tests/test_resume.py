@@ -11,8 +11,8 @@ import time
 import jax
 import numpy as np
 
-from ebm_gan import checkpoint
-from ebm_gan import launch
+from ebm_gan.runner import checkpoint
+from ebm_gan.runner import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
@@ -46,8 +46,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
   assert proc.returncode == -signal.SIGKILL, log.read()
   assert _latest(killed) is not None and _latest(killed) < STEPS, "the kill missed the run"
 
-  assert launch.main([*ARGS, "--workdir", reference], DEFAULT) == launch.EXIT_OK
-  assert launch.main([*ARGS, "--workdir", killed], DEFAULT) == launch.EXIT_OK
+  assert cli.main([*ARGS, "--workdir", reference], DEFAULT) == cli.EXIT_OK
+  assert cli.main([*ARGS, "--workdir", killed], DEFAULT) == cli.EXIT_OK
 
   resumed = json.load(open(os.path.join(killed, "summary.json")))
   assert 0 < resumed["resumed_from"] < STEPS and resumed["steps_done"] == STEPS
@@ -55,7 +55,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
   assert jax.tree.structure(want) == jax.tree.structure(got)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
     assert np.array_equal(a, b)
-  assert int(got["step"]) == STEPS
+  assert int(got["state"]["step"]) == STEPS and (got["diverged_at"] == -1).all()
   with open(os.path.join(reference, "metrics.jsonl"), "rb") as f_ref, \
       open(os.path.join(killed, "metrics.jsonl"), "rb") as f_got:
     assert f_ref.read() == f_got.read()  # same rows, same bits, no duplicates

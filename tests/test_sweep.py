@@ -7,10 +7,10 @@ import types
 
 import numpy as np
 
-from ebm_gan import experiment
-from ebm_gan import launch
-from ebm_gan import runlog
-from ebm_gan import sweep
+from ebm_gan.runner import cli
+from ebm_gan.runner import record
+from ebm_gan.runner import sweep
+from ebm_gan.runner.programs import ebm_gan as program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
@@ -28,20 +28,21 @@ def _table(workdir):
 
 def test_vectorised_sweep_with_a_diverging_member(tmp_path):
   workdir = str(tmp_path / "sweep")
-  rc = launch.main([*TINY, "--sweep", "optimizer.lr=1e-3,1e4,2e-3", "--sweep", "seed=3",
+  rc = cli.main([*TINY, "--sweep", "optimizer.lr=1e-3,1e4,2e-3", "--sweep", "seed=3",
                     "--workdir", workdir], DEFAULT)
-  assert rc == launch.EXIT_DIVERGED
+  assert rc == cli.EXIT_DIVERGED
   rows = _table(workdir)
   assert [r["status"] for r in rows] == ["ok", "diverged", "ok"]
   assert [r["optimizer.lr"] for r in rows] == ["1e-3", "1e4", "2e-3"]
   assert all(r["vectorised_with"] == "3" for r in rows)  # one vmapped program
-  assert "| 001_optimizer.lr=1e4_seed=3 | 1e4 | 3 | diverged |" in open(
-      os.path.join(workdir, "sweep.md")).read()
+  md = open(os.path.join(workdir, "sweep.md")).read().splitlines()
+  assert [c.strip() for c in md[3].split("|")[1:5]] == [
+      "001_optimizer.lr=1e4_seed=3", "1e4", "3", "diverged"]
   for r in rows:
     member = os.path.join(workdir, r["member"])
     summary = json.load(open(os.path.join(member, "summary.json")))
     assert summary["status"] == r["status"]
-    metrics = runlog.read_metrics(member)
+    metrics = record.read_metrics(member)
     if r["status"] == "ok":
       assert [m["step"] for m in metrics] == list(range(1, 41))
       assert summary["steps_done"] == 40 and np.isfinite(summary["l3"])
@@ -51,13 +52,13 @@ def test_vectorised_sweep_with_a_diverging_member(tmp_path):
     assert os.path.exists(os.path.join(member, "curves.png"))
 
   # Member 0, run on its own, follows the same trajectory (vmap may reorder float sums).
-  config = launch.resolve_config(DEFAULT, [a[len("--config."):].split("=", 1) for a in TINY
+  config = cli.resolve_config(DEFAULT, [a[len("--config."):].split("=", 1) for a in TINY
                                            if a.startswith("--config.")]
                                  + [("optimizer.lr", "1e-3"), ("seed", "3")])
   alone = str(tmp_path / "alone")
-  assert experiment.run(config, alone, progress=False)["status"] == "ok"
-  mapped = runlog.read_metrics(os.path.join(workdir, rows[0]["member"]))
-  for a, b in zip(runlog.read_metrics(alone), mapped):
+  assert program.run(program.build(config), alone, progress=False)["status"] == "ok"
+  mapped = record.read_metrics(os.path.join(workdir, rows[0]["member"]))
+  for a, b in zip(record.read_metrics(alone), mapped):
     for k in ("l1", "l3", "loss_energy", "loss_generator", "param_norm/generator"):
       np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=1e-5, err_msg=f"{k} {a['step']}")
 
@@ -77,7 +78,7 @@ def test_a_failing_member_keeps_the_others(tmp_path):
   members = sweep.expand_grid(["lr=1,-1,3"])
   configs = [types.SimpleNamespace(program="fake", lr=float(v)) for _, v in
              (m[0] for m in members)]
-  rows = sweep.run_members(members, configs, str(tmp_path), lambda name: fake,
+  rows = sweep.run_members(members, [fake] * len(configs), configs, str(tmp_path),
                            progress=False, vectorise=False)
   assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
   assert rows[2]["final"] == 6.0 and "member blew up" in rows[1]["error"]

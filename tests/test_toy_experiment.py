@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from ebm_gan import launch
-from ebm_gan import toy_experiment
-from ebm_gan import vectorised
-from ebm_gan.registry import ConfigError
+from ebm_gan.games import vectorised
+from ebm_gan.runner import cli
+from ebm_gan.runner.programs import toy_games
+from ebm_gan.runner.registry import ConfigError
 
 CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "configs",
                       "toy_games.py")
@@ -31,7 +31,7 @@ def _config(**overrides):
 def test_small_run_end_to_end(tmp_path):
   config = _config(games=("bilinear",), methods=("gda", "ogda@alternating"), num_steps=200,
                    num_seeds=1, learning_rates=(0.1, 0.2))
-  summary = toy_experiment.run(config, str(tmp_path), progress=False)
+  summary = toy_games.run(toy_games.build(config), str(tmp_path), progress=False)
   assert [(r["method"], r["learning_rate"]) for r in summary["rows"]] == [
       ("gda", 0.1), ("gda", 0.2), ("ogda@alternating", 0.1), ("ogda@alternating", 0.2)]
   # Linear game: measured = theory up to the faster modes still decaying in the fitted
@@ -44,7 +44,7 @@ def test_small_run_end_to_end(tmp_path):
 @pytest.mark.slow  # ~7 s alone, ~13 s on a loaded 2-core machine
 def test_smoke_run_writes_tables_and_plots(tmp_path):
   config = _config(smoke=True)
-  summary = toy_experiment.run(config, str(tmp_path), progress=False)
+  summary = toy_games.run(toy_games.build(config), str(tmp_path), progress=False)
   n_rows = len(config.games) * len(config.methods) * 2  # smoke: 2 learning rates
   assert summary["status"] == "ok" and len(summary["rows"]) == n_rows
   assert summary["num_runs"] == n_rows * 2  # smoke: 2 seeds
@@ -68,9 +68,9 @@ def test_smoke_run_writes_tables_and_plots(tmp_path):
 
 
 def test_launcher_finalize_applies_smoke():
-  config = launch.resolve_config(CONFIG, [("smoke", "True")])
+  config = cli.resolve_config(CONFIG, [("smoke", "True")])
   assert config.num_steps == 300 and config.num_seeds == 2 and len(config.learning_rates) == 2
-  toy_experiment.validate(config)
+  toy_games.build(config)
 
 
 @pytest.mark.parametrize("overrides,pattern", [
@@ -94,25 +94,23 @@ def test_launcher_finalize_applies_smoke():
     ({"num_steps": 0}, r"num_steps=0 is not allowed"),
     ({"critic_lr_ratio": -2.0}, r"critic_lr_ratio=-2\.0 is not allowed"),
 ])
-def test_bad_config_is_refused_before_compiling(overrides, pattern, tmp_path, monkeypatch):
+def test_bad_config_is_refused_before_compiling(overrides, pattern, monkeypatch):
   def fail(*args, **kwargs):
     raise AssertionError("compiled despite a bad config")
   monkeypatch.setattr(vectorised, "run_groups", fail)
   config = _config(**overrides)
   with pytest.raises(ConfigError, match=pattern):
-    toy_experiment.validate(config)
-  with pytest.raises(ConfigError, match=pattern):
-    toy_experiment.run(config, str(tmp_path), progress=False)
+    toy_games.build(config)
 
 
 def test_bad_optimizer_option_is_refused(monkeypatch):
   config = _config()
   config.optimizer_options.ogda.first_step = "twice"
   with pytest.raises(ConfigError, match=r"optimizer_options\.ogda\.first_step='twice'"):
-    toy_experiment.validate(config)
+    toy_games.build(config)
 
 
 def test_launcher_reports_user_error_with_status_2(capsys):
-  status = launch.main(["--config", CONFIG, "--config.learning_rates=(0.1, -1.0)"], CONFIG)
-  assert status == launch.EXIT_USER_ERROR
+  status = cli.main(["--config", CONFIG, "--config.learning_rates=(0.1, -1.0)"], CONFIG)
+  assert status == cli.EXIT_USER_ERROR
   assert "learning_rates" in capsys.readouterr().err

@@ -15,9 +15,10 @@ import pytest
 
 from ebm_gan import optim
 from ebm_gan import schemes
-from ebm_gan import toy_games as tg
-from ebm_gan import vectorised as vz
-from ebm_gan.registry import ConfigError
+from ebm_gan.errors import InvalidArgumentError
+from ebm_gan.games import theory
+from ebm_gan.games import toy as tg
+from ebm_gan.games import vectorised as vz
 
 
 def _run(game, method, lrs, steps, radius=1.0, seeds=1, inits=None, **kw):
@@ -59,7 +60,7 @@ def test_simultaneous_gda_on_xy_grows_by_sqrt_1_plus_eta2(eta):
   res = _run(tg.bilinear([[1.0]]), "gda", [eta], 200, bound=1e30)
   ratios = res.distances[0, 1:] / res.distances[0, :-1]
   np.testing.assert_allclose(ratios, np.sqrt(1 + eta ** 2), rtol=1e-5)
-  np.testing.assert_allclose(tg.theoretical_rate(tg.bilinear([[1.0]]), "gda", "simultaneous", eta),
+  np.testing.assert_allclose(theory.theoretical_rate(tg.bilinear([[1.0]]), "gda", "simultaneous", eta),
                              np.sqrt(1 + eta ** 2), rtol=1e-12)
 
 
@@ -84,7 +85,7 @@ def test_ogda_and_extragradient_converge_at_the_theoretical_rate(name, method):
   m = vz.parse_method(method)
   sigma_max = np.linalg.svd(game.A, compute_uv=False).max()
   for eta in (0.2 / sigma_max, 0.4 / sigma_max):
-    rho = tg.theoretical_rate(game, m.optimizer, m.scheme, eta)
+    rho = theory.theoretical_rate(game, m.optimizer, m.scheme, eta)
     assert rho < 1
     # enough steps for the slowest mode to dominate, not so many that it hits the float floor
     steps = int(min(4000, np.log(1e-6) / np.log(rho)))
@@ -95,13 +96,13 @@ def test_ogda_and_extragradient_converge_at_the_theoretical_rate(name, method):
 
 
 def test_ogda_on_xy_matches_math_md_example():
-  # MATH.md §7: A = 1, η = 0.1, start (1, 1): OGDA distance ≈ 0.009 at t = 1000, and the whole
+  # docs/theory.md §7: A = 1, η = 0.1, start (1, 1): OGDA distance ≈ 0.009 at t = 1000, and the whole
   # trajectory equals iterating the linear map (float64) from z_0 = (e_0, J e_0) ('repeat').
   game = tg.bilinear([[1.0]])
   start = {"x": jnp.ones((1, 1)), "y": jnp.ones((1, 1))}
   res = _run(game, "ogda", [0.1], 1000, inits=start)
   assert abs(res.distances[0, -1] - 0.009) < 0.0002
-  M = tg.linearised_map(game, "ogda", "simultaneous", 0.1)
+  M = theory.linearised_map(game, "ogda", "simultaneous", 0.1)
   z = np.concatenate([[1.0, 1.0], game.jacobian() @ [1.0, 1.0]])
   expected = np.linalg.norm((np.linalg.matrix_power(M, 1000) @ z)[:2])
   np.testing.assert_allclose(res.distances[0, -1], expected, rtol=1e-3)  # 1000 float32 steps
@@ -115,7 +116,7 @@ def test_linearised_map_is_the_implemented_update(optimizer, scheme):
   game = tg.quadratic(2, mu=0.2, b=np.array([1.0, -1.0]))
   eta, ratio, k = 0.1, 2.0, 2
   txs = {p: (optim.ogda(lr, first_step="zero") if optimizer == "ogda" else optim.gda(lr))
-         for p, lr in tg.player_learning_rates(game, eta, ratio).items()}
+         for p, lr in theory.player_learning_rates(game, eta, ratio).items()}
   update = jax.jit(schemes.make_update(game.directions_fn, txs, scheme,
                                        critics=game.critics, critic_steps=k))
   params = game.init(jax.random.key(1))
@@ -124,7 +125,7 @@ def test_linearised_map_is_the_implemented_update(optimizer, scheme):
                        params["y"] - game.equilibrium()["y"]])
   for _ in range(3):
     params, states, _, _ = update(params, states, jax.random.key(0))
-  M = tg.linearised_map(game, optimizer, scheme, eta, critic_lr_ratio=ratio, critic_steps=k)
+  M = theory.linearised_map(game, optimizer, scheme, eta, critic_lr_ratio=ratio, critic_steps=k)
   expected = (np.linalg.matrix_power(M, 3) @ np.concatenate([e0, np.zeros(4)]))[:4]
   got = np.concatenate([params["x"] - game.equilibrium()["x"],
                         params["y"] - game.equilibrium()["y"]])
@@ -151,7 +152,7 @@ def test_dirac_gan_penalty_above_critical_value_converges():
   assert gamma_c == pytest.approx(h * 0.25)
   for gamma, converges in ((4 * gamma_c, True), (0.5, True), (0.5 * gamma_c, False)):
     g = tg.DiracGAN("minimax", penalty=gamma)
-    rho = tg.theoretical_rate(g, "gda", "simultaneous", h)
+    rho = theory.theoretical_rate(g, "gda", "simultaneous", h)
     assert (rho < 1) == converges
     if gamma < 2 * g.fprime0:  # complex eigenvalues: |1 − hλ|² = 1 − hγ + h²f'(0)²
       np.testing.assert_allclose(rho, np.sqrt(1 - h * gamma + h ** 2 / 4), rtol=1e-12)
@@ -169,7 +170,7 @@ def test_dirac_gan_penalty_above_critical_value_converges():
                                   tg.quadratic(3, b=np.ones(3)),
                                   tg.DiracGAN("minimax", 0.3), tg.DiracGAN("wasserstein")])
 def test_closed_form_jacobian_matches_autodiff(game):
-  np.testing.assert_allclose(tg.numerical_jacobian(game), game.jacobian(), atol=1e-6)
+  np.testing.assert_allclose(theory.numerical_jacobian(game), game.jacobian(), atol=1e-6)
 
 
 def test_directions_follow_the_descent_convention():
@@ -230,19 +231,19 @@ def test_measured_rate_of_a_geometric_sequence():
 
 
 def test_bad_input_errors():
-  with pytest.raises(ConfigError, match=r"b=\[1\.0, 1\.0\] has shape \(2,\).*\(3,\)"):
+  with pytest.raises(InvalidArgumentError, match=r"b=\[1\.0, 1\.0\] has shape \(2,\).*\(3,\)"):
     tg.bilinear(np.ones((3, 2)), b=np.ones(2))
-  with pytest.raises(ConfigError, match="no equilibrium"):
+  with pytest.raises(InvalidArgumentError, match="no equilibrium"):
     tg.bilinear(np.ones((2, 1)), b=[1.0, 0.0])
-  with pytest.raises(ConfigError, match=r"dirac_gan.loss='hinge'.*minimax"):
+  with pytest.raises(InvalidArgumentError, match=r"loss='hinge'.*minimax"):
     tg.DiracGAN("hinge")
-  with pytest.raises(ConfigError, match=r"dirac_gan.penalty=-1"):
+  with pytest.raises(InvalidArgumentError, match=r"penalty=-1"):
     tg.DiracGAN(penalty=-1.0)
-  with pytest.raises(ConfigError, match=r"methods='gdx'.*alternating_gda.*optimizer@scheme"):
+  with pytest.raises(InvalidArgumentError, match=r"methods='gdx'.*alternating_gda.*optimizer@scheme"):
     vz.parse_method("gdx")
-  with pytest.raises(ConfigError, match=r"methods='ogda@sideways': 'sideways'.*extragradient"):
+  with pytest.raises(InvalidArgumentError, match=r"methods='ogda@sideways': 'sideways'.*extragradient"):
     vz.parse_method("ogda@sideways")
-  with pytest.raises(ConfigError, match="no linearisation"):
-    tg.linearised_map(tg.bilinear([[1.0]]), "adam", "simultaneous", 0.1)
-  assert np.isnan(tg.theoretical_rate(tg.bilinear([[1.0]]), "optimistic_adam",
+  with pytest.raises(InvalidArgumentError, match="no linearisation"):
+    theory.linearised_map(tg.bilinear([[1.0]]), "adam", "simultaneous", 0.1)
+  assert np.isnan(theory.theoretical_rate(tg.bilinear([[1.0]]), "optimistic_adam",
                                       "simultaneous", 0.1))

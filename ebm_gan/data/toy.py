@@ -7,14 +7,13 @@ count modes covered and high-quality samples (within 3σ of a mode).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ebm_gan.registry import Registry
+from ebm_gan.errors import lookup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +27,6 @@ class GaussianMixture:
     k_c, k_e = jax.random.split(key)
     c = jax.random.randint(k_c, (n,), 0, len(self.modes))
     return jnp.asarray(self.modes, jnp.float32)[c] + self.std * jax.random.normal(k_e, (n, 2))
-
-  def log_prob(self, x: jax.Array) -> jax.Array:
-    """log p(x) = logsumexp_c [log N(x; μ_c, σ²I)] − log K."""
-    d2 = jnp.sum((x[:, None, :] - jnp.asarray(self.modes, x.dtype)) ** 2, axis=-1)
-    log_n = -0.5 * d2 / self.std ** 2 - jnp.log(2 * jnp.pi * self.std ** 2)
-    return jax.nn.logsumexp(log_n, axis=1) - math.log(len(self.modes))
 
   @property
   def scale(self) -> float:
@@ -76,12 +69,11 @@ def swissroll() -> Sampler:
   return Sampler(_swissroll, 3.2)
 
 
-DATASETS: Registry[Callable[[], object]] = Registry("dataset")
-DATASETS.register("8gaussians", eight_gaussians)
-DATASETS.register("25gaussians", twenty_five_gaussians)
-DATASETS.register("swissroll", swissroll)
+# The toy distributions by name.
+DATASETS: dict[str, Callable[[], object]] = {
+    "8gaussians": eight_gaussians, "25gaussians": twenty_five_gaussians, "swissroll": swissroll}
 
 
 def get(name: str):
-  """The toy distribution ``name`` (ConfigError listing the choices if unknown)."""
-  return DATASETS.get(name, key="dataset")()
+  """The toy distribution ``name`` (InvalidArgumentError listing the choices if unknown)."""
+  return lookup(DATASETS, name, "dataset", "dataset")()

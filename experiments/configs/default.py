@@ -17,7 +17,6 @@ Any field can be overridden, e.g. ``--config.optimizer.name=gda --config.steps=2
 """
 
 import ml_collections
-from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -71,8 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "optimistic_adam"  # gda | ogda | optimistic_adam | adam | ...
   c.optimizer.lr = 3e-4           # the generator's learning rate
-  c.optimizer.critic_lr = config_dict.placeholder(float)  # energy's (and estimators'); None = lr
-  c.optimizer.critic_lr = 1e-3
+  # the energy's (and estimators') rate, faster than the generator's (two timescales); None = lr
+  c.optimizer.critic_lr = ml_collections.FieldReference(1e-3, field_type=float)
   c.scheme = "simultaneous"       # simultaneous | alternating | extragradient
   c.critic_steps = 1              # critic steps per generator step (alternating)
 
@@ -83,7 +82,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_samples = 2500           # generator samples for the final metrics and picture
   c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged
 
-  # --- the runner (ebm_gan.experiment): checkpoints, logs, pictures ---
+  # --- the runner (ebm_gan.runner): checkpoints, logs, pictures ---
   c.checkpoint_every = 1000       # save the TrainState when a chunk crosses a multiple of this
   c.max_to_keep = 3               # most recent checkpoints kept in <workdir>/checkpoints
   c.picture_every = 5000          # pictures/step_N.png every N steps (0: only the final ones)

@@ -23,7 +23,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   """Returns the toy-games comparison config (the values are commented)."""
   c = ml_collections.ConfigDict()
-  c.program = "toy_games"          # ebm_gan.toy_experiment
+  c.program = "toy_games"          # ebm_gan.runner.programs.toy_games
   c.smoke = False                  # shrink the grid for a seconds-long check (see finalize)
   c.seed = 0                       # initial points: θ* + init_radius · (random unit vector)
   c.num_steps = 2000               # update steps per run (an alternating round is one step)
@@ -70,5 +70,5 @@ def get_config() -> ml_collections.ConfigDict:
 
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Applies the ``smoke`` switch after overrides (≤ 300 steps, 2 seeds, 2 learning rates)."""
-  from ebm_gan import toy_experiment  # pylint: disable=g-import-not-at-top
-  return toy_experiment.apply_smoke(c)
+  from ebm_gan.runner.programs import toy_games  # pylint: disable=g-import-not-at-top
+  return toy_games.apply_smoke(c)

@@ -1,5 +1,9 @@
 """What a run folder records: metrics (JSON lines + TensorBoard), provenance, summaries.
 
+* :class:`Recorder` is one member's host-side bookkeeping inside the training
+  loop: it writes the metrics rows of each chunk, spots the first diverging
+  step, and draws the periodic pictures through a program-given function.
+
 * :class:`MetricsLog` appends one JSON object per logged step to
   ``metrics.jsonl`` and mirrors the scalars to TensorBoard event files
   (tensorboardX). On resume from a checkpoint at step s it first truncates
@@ -7,7 +11,8 @@
   run's file is byte-identical to an uninterrupted run's.
 * :func:`write_provenance` saves the resolved config, the package versions,
   the git revision and the command line.
-* :func:`format_table` / :func:`write_summary` print and save the final table.
+* :func:`write_summary` saves the final table; :func:`check_resumable` refuses
+  to mix two runs in one folder.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from typing import Iterable
 
 import numpy as np
 
+from ebm_gan.runner import tables
+from ebm_gan.runner.registry import ConfigError
+
 METRICS, SUMMARY_JSON, SUMMARY_MD = "metrics.jsonl", "summary.json", "summary.md"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml_collections", "numpy",
             "tensorboardX", "matplotlib", "ebm-gan")
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _json_value(v):
@@ -130,16 +139,6 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None) ->
     json.dump(info, f, indent=2)
 
 
-def format_table(rows: dict) -> str:
-  """A two-column markdown table of a flat dict."""
-  width = max([len("metric")] + [len(k) for k in rows])
-  lines = [f"| {'metric'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]
-  for k, v in rows.items():
-    text = f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines.append(f"| {k.ljust(width)} | {text} |")
-  return "\n".join(lines)
-
-
 def flat_scalars(summary: dict) -> dict:
   """The scalar entries of a summary (no lists or dicts), numpy scalars as Python numbers."""
   out = {}
@@ -156,4 +155,121 @@ def write_summary(workdir: str, summary: dict) -> None:
   with open(os.path.join(workdir, SUMMARY_JSON), "w") as f:
     json.dump(clean, f, indent=2, default=str)
   with open(os.path.join(workdir, SUMMARY_MD), "w") as f:
-    f.write(format_table(flat_scalars(clean)) + "\n")
+    f.write(tables.summary_table(flat_scalars(clean)) + "\n")
+
+
+OK, DIVERGED = "ok", "diverged"
+# Fields that may change between a run and its resumption (they do not change the trajectory).
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "max_to_keep", "picture_every",
+                     "tensorboard_every", "eval_samples", "divergence_bound", "log_every")
+
+
+def flatten_config(config) -> dict:
+  """``{'a.b': value}`` for every field of a ConfigDict (lists as tuples), as saved in JSON."""
+  return _flatten(json.loads(config.to_json_best_effort()))
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[prefix + k] = tuple(v) if isinstance(v, list) else v
+  return out
+
+
+def check_resumable(workdir: str, config) -> None:
+  """ConfigError if ``workdir`` holds a run whose config differs in a field that matters."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      old = _flatten(json.load(f))
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"--workdir={workdir!r} holds a checkpoint but its config.json cannot be "
+                      f"read ({e}); pass another --workdir.") from None
+  new = flatten_config(config)
+  diff = sorted(k for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+  if diff:
+    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
+    raise ConfigError(f"--workdir={workdir!r} holds a checkpoint of a run with another config "
+                      f"({shown}); resuming it would mix two runs. Pass another --workdir, or "
+                      f"change only {', '.join(RESUMABLE_CHANGES)}.")
+
+
+def first_bad_step(chunk_metrics: dict, bound: float) -> int | None:
+  """Index of the first step whose metrics are non-finite or whose losses exceed ``bound``."""
+  bad = None
+  for name, values in chunk_metrics.items():
+    v = np.asarray(values, np.float64)
+    flags = ~np.isfinite(v)
+    if name.startswith("loss_") or name in ("l1", "l3"):
+      flags |= np.abs(v) > bound
+    idx = np.flatnonzero(flags)
+    if idx.size and (bad is None or idx[0] < bad):
+      bad = int(idx[0])
+  return bad
+
+
+def _is_summary_metric(name: str) -> bool:
+  return name.startswith("loss_") or name in ("l1", "l3", "entropy")
+
+
+class Recorder:
+  """One run's host-side bookkeeping in the training loop: metrics rows, divergence, pictures.
+
+  Args:
+    config: the run's config (``divergence_bound``, ``log_every``, ``tensorboard_every``).
+    workdir: the run folder.
+    resume_step: the checkpoint step the run starts from (0 for a fresh run).
+    draw: ``draw(params, step, path)`` saves a picture of ``params`` (None: no pictures).
+  """
+
+  def __init__(self, config, workdir: str, resume_step: int = 0, draw=None):
+    self.config, self.workdir, self.draw = config, workdir, draw
+    self.log = MetricsLog(workdir, resume_step, config.tensorboard_every)
+    self.status, self.diverged_at, self.last = OK, None, {}
+    if resume_step:  # the last metrics before the checkpoint, for the summary
+      rows = read_metrics(workdir)
+      if rows:
+        self.last = {k: v for k, v in rows[-1].items() if _is_summary_metric(k)}
+    self.log_s = self.picture_s = 0.0
+
+  def record(self, done: int, chunk_metrics: dict) -> int | None:
+    """Logs a chunk that started at step ``done``; returns the index of a bad step or None."""
+    t = time.perf_counter()
+    bad = first_bad_step(chunk_metrics, self.config.divergence_bound)
+    if bad is not None:
+      self.status, self.diverged_at = DIVERGED, done + bad + 1
+    n = len(next(iter(chunk_metrics.values())))
+    rows = []
+    for i in range(n if bad is None else bad + 1):
+      step = done + i + 1
+      if step % self.config.log_every and i != bad:
+        continue
+      row = {"step": step, **{k: v[i] for k, v in chunk_metrics.items()}}
+      row["diverged"] = bad is not None and i == bad
+      rows.append(row)
+    self.log.write(rows)
+    if bad is None:
+      self.last = {k: float(v[-1]) for k, v in chunk_metrics.items() if _is_summary_metric(k)}
+    self.log_s += time.perf_counter() - t
+    return bad
+
+  def picture(self, params, step: int, name: str | None = None) -> None:
+    """Saves ``pictures/step_<step>.png`` (or ``name`` in the run folder) for ``params``."""
+    if self.draw is None:
+      return
+    t = time.perf_counter()
+    if name is None:
+      os.makedirs(os.path.join(self.workdir, "pictures"), exist_ok=True)
+      name = os.path.join("pictures", f"step_{step:07d}.png")
+    self.draw(params, step, os.path.join(self.workdir, name))
+    self.picture_s += time.perf_counter() - t
+
+  def close(self) -> None:
+    """Flushes and closes the metrics files."""
+    self.log.close()

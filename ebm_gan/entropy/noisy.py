@@ -1,4 +1,4 @@
-"""The noise-injected generator x = G_f(z) + σε and its entropy gradient (MATH.md §4).
+"""The noise-injected generator x = G_f(z) + σε and its entropy gradient (docs/theory.md §4).
 
 Widening the generator's Dirac with Gaussian noise (the seed's suggestion)
 makes q_f(x) = ∫ N(x; G_f(z), σ²I) N(z; 0, I) dz a proper density. Its entropy
@@ -44,9 +44,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import models
-from ebm_gan.flows import standard_normal_log_prob
-from ebm_gan.registry import ConfigError, check_positive
+from ebm_gan.errors import InvalidArgumentError, check_positive, lookup
+from ebm_gan.models.flows import standard_normal_log_prob
+from ebm_gan.models.mlp import ACTIVATIONS
 
 POSTERIORS = ("importance", "mala")
 PROPOSALS = ("learned", "local")
@@ -88,7 +88,7 @@ class GaussianPosterior(nn.Module):
   @nn.compact
   def __call__(self, x):
     k = self.latent_dim
-    act = models.ACTIVATIONS.get(self.activation, key="entropy.noisy.activation")
+    act = lookup(ACTIVATIONS, self.activation, "activation", "activation")
     x = x.reshape(x.shape[0], -1)
     h = x
     for width in self.hidden:
@@ -139,15 +139,15 @@ class NoisyGenerator:
   mala_step_size: float = 1.0
 
   def __post_init__(self):
-    check_positive(self.sigma, "entropy.noisy.sigma")
-    check_positive(self.num_samples, "entropy.noisy.num_samples", integer=True)
-    check_positive(self.proposal_scale, "entropy.noisy.proposal_scale")
-    check_positive(self.mala_steps, "entropy.noisy.mala_steps", integer=True)
-    check_positive(self.mala_step_size, "entropy.noisy.mala_step_size")
+    check_positive(self.sigma, "sigma")
+    check_positive(self.num_samples, "num_samples", integer=True)
+    check_positive(self.proposal_scale, "proposal_scale")
+    check_positive(self.mala_steps, "mala_steps", integer=True)
+    check_positive(self.mala_step_size, "mala_step_size")
     for key, value, allowed in (("posterior", self.posterior, POSTERIORS),
                                 ("proposal", self.proposal, PROPOSALS)):
       if value not in allowed:
-        raise ConfigError(f"entropy.noisy.{key}={value!r} is not allowed; "
+        raise InvalidArgumentError(f"{key}={value!r} is not allowed; "
                           f"allowed: {', '.join(allowed)}.")
 
   @property

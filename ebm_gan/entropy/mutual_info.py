@@ -1,4 +1,4 @@
-"""The mutual-information entropy estimator of MEG (Kumar et al. 2019; MATH.md §4).
+"""The mutual-information entropy estimator of MEG (Kumar et al. 2019; docs/theory.md §4).
 
 For x = G_f(z) + σε, H(x) = I(x; z) + H(x | z) with H(x | z) = ½ d log(2πeσ²)
 independent of f, so ∇_f H = ∇_f I(x; z). A statistics network T_ψ(x, z) —
@@ -32,9 +32,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import models
-from ebm_gan.entropy_noisy import add_noise, conditional_entropy
-from ebm_gan.registry import ConfigError, check_positive
+from ebm_gan.entropy.noisy import add_noise, conditional_entropy
+from ebm_gan.errors import InvalidArgumentError, check_positive
+from ebm_gan.models.mlp import MLP
 
 BOUNDS = ("jsd", "dv")
 
@@ -47,7 +47,7 @@ class StatisticsNetwork(nn.Module):
   @nn.compact
   def __call__(self, x, z):
     xz = jnp.concatenate([x.reshape(x.shape[0], -1), z], axis=-1)
-    return models.MLP(tuple(self.hidden), 1, self.activation)(xz)[:, 0]
+    return MLP(tuple(self.hidden), 1, self.activation)(xz)[:, 0]
 
 
 def mi_bounds(t_joint: jax.Array, t_marginal: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -86,11 +86,11 @@ class MutualInformation:
 
   def __post_init__(self):
     if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or self.sigma < 0:
-      raise ConfigError(f"entropy.mi.sigma={self.sigma!r} is not allowed; expected a number ≥ 0.")
+      raise InvalidArgumentError(f"sigma={self.sigma!r} is not allowed; expected a number ≥ 0.")
     if self.bound not in BOUNDS:
-      raise ConfigError(f"entropy.mi.bound={self.bound!r} is not allowed; "
+      raise InvalidArgumentError(f"bound={self.bound!r} is not allowed; "
                         f"allowed: {', '.join(BOUNDS)}.")
-    check_positive(self.negatives, "entropy.mi.negatives", integer=True)
+    check_positive(self.negatives, "negatives", integer=True)
 
   @property
   def network(self) -> StatisticsNetwork:

@@ -1,4 +1,4 @@
-"""Invertible generators with an exact log-density (MATH.md §4, the 'exact' estimator).
+"""Invertible generators with an exact log-density (docs/theory.md §4, the exact estimator).
 
 For an invertible, differentiable x = G_f(z) with z ~ N(0, I_d) the change of
 variables gives
@@ -27,8 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import models
-from ebm_gan.registry import ConfigError
+from ebm_gan.errors import InvalidArgumentError, lookup
+from ebm_gan.models.gaussian import AffineGenerator
+from ebm_gan.models.mlp import ACTIVATIONS
 
 
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:
@@ -64,7 +65,7 @@ class AffineCoupling(nn.Module):
     self.out = nn.Dense(2 * (self.data_dim - self.d_a), kernel_init=nn.initializers.zeros)
 
   def _scale_shift(self, u_a):
-    act = models.ACTIVATIONS.get(self.activation, key="model.activation")
+    act = lookup(ACTIVATIONS, self.activation, "activation", "activation")
     # d = 1: nothing to condition on; a constant input makes (s, t) learnable constants.
     h = u_a if self.d_a else jnp.ones((u_a.shape[0], 1), u_a.dtype)
     for layer in self.layers:
@@ -167,32 +168,17 @@ def forward_and_log_det(generator: nn.Module, variables, z: jax.Array):
   (log |det ∂x/∂z| = log |det A|, the same for every z).
 
   Raises:
-    ConfigError: the generator is not invertible in a way this function knows.
+    InvalidArgumentError: the generator is not invertible in a way this function knows.
   """
   if hasattr(generator, "forward_and_log_det"):
     return generator.apply(variables, z, method="forward_and_log_det")
-  if isinstance(generator, models.AffineGenerator):
+  if isinstance(generator, AffineGenerator):
     if generator.data_dim != generator.latent_dim:
-      raise ConfigError(
-          f"entropy.name='flow' needs a square affine generator; got data_dim="
+      raise InvalidArgumentError(
+          f"the exact (flow) entropy needs a square affine generator; got data_dim="
           f"{generator.data_dim}, latent_dim={generator.latent_dim}.")
     log_det = jnp.linalg.slogdet(variables["params"]["A"])[1]
     return generator.apply(variables, z), jnp.broadcast_to(log_det, z.shape[:1])
-  raise ConfigError(
-      f"entropy.name='flow' needs an invertible generator with an exact log-density "
-      f"(model.generator='flow' or 'affine'); got {type(generator).__name__}.")
-
-
-def make_generator(model_config, data_dim: int) -> CouplingFlow:
-  """The 'flow' generator factory: a :class:`CouplingFlow` from a model config.
-
-  Each coupling's conditioner has the widths ``generator_hidden`` and the
-  activation ``generator_activation``; ``flow_layers`` couplings (4 if the
-  config has no such field); ``latent_dim`` is data_dim whatever the config says.
-  """
-  return CouplingFlow(data_dim=data_dim, num_layers=int(model_config.get("flow_layers", 4)),
-                      hidden=tuple(model_config.generator_hidden),
-                      activation=model_config.generator_activation)
-
-
-models.GENERATORS.register("flow", make_generator)
+  raise InvalidArgumentError(
+      f"the exact (flow) entropy needs an invertible generator with an exact log-density "
+      f"(a CouplingFlow or a square AffineGenerator); got {type(generator).__name__}.")

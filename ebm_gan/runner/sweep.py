@@ -15,24 +15,25 @@ When both are given, every config-defined member is combined with every grid
 point. Values on the command line are text, parsed with the type of the
 field; values from ``sweep(add)`` are Python values.
 
-:func:`run_members` runs the members (vectorised groups through
-:mod:`ebm_gan.sweep_vmap` where possible, the others one after the other),
-never letting one member's failure or divergence lose another's results, and
-rewrites ``sweep.csv`` and ``sweep.md`` after every member.
+:func:`run_members` runs the members (members that the program can train as
+one vmapped group — for 'ebm_gan', those differing only in seed and learning
+rates — together, the others one after the other), never letting one
+member's failure or divergence lose another's results, and rewrites
+``sweep.csv`` and ``sweep.md`` after every member.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 import re
 import time
 import traceback
-from typing import Callable, Sequence
+from typing import Sequence
 
-from ebm_gan import runlog
-from ebm_gan.registry import ConfigError
+from ebm_gan.runner import record
+from ebm_gan.runner import tables
+from ebm_gan.runner.registry import ConfigError
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
 Member = list  # [(key, value)]
@@ -147,45 +148,16 @@ def member_name(index: int, overrides: Member) -> str:
   return f"{index:03d}" + ("_" + text if text else "")
 
 
-def _columns(rows: list[dict]) -> list[str]:
-  cols: list[str] = []
-  for row in rows:
-    for k in row:
-      if k not in cols:
-        cols.append(k)
-  return cols
-
-
-def _text(v) -> str:
-  if isinstance(v, float):
-    return f"{v:.4g}"
-  return "" if v is None else str(v)
-
-
 def write_table(workdir: str, rows: list[dict]) -> None:
   """Writes ``sweep.csv`` and ``sweep.md`` (one row per member), atomically."""
-  cols = _columns(rows)
-  tmp = os.path.join(workdir, "sweep.csv.tmp")
-  with open(tmp, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=cols)
-    w.writeheader()
-    for row in rows:
-      w.writerow({k: row.get(k, "") for k in cols})
-  os.replace(tmp, os.path.join(workdir, "sweep.csv"))
-  lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-  for row in rows:
-    lines.append("| " + " | ".join(_text(row.get(k)).replace("|", "/") for k in cols) + " |")
-  tmp = os.path.join(workdir, "sweep.md.tmp")
-  with open(tmp, "w") as f:
-    f.write("\n".join(lines) + "\n")
-  os.replace(tmp, os.path.join(workdir, "sweep.md"))
+  tables.write(workdir, "sweep", rows)
 
 
 def table_row(name: str, overrides: Member, summary: dict) -> dict:
   """One row of the sweep table: member, overrides, status, wall time, final scalar metrics."""
   row = {"member": name}
-  row.update({k: _text(v) if not isinstance(v, str) else v for k, v in overrides})
-  flat = runlog.flat_scalars(summary)
+  row.update({k: tables.text(v) if not isinstance(v, str) else v for k, v in overrides})
+  flat = record.flat_scalars(summary)
   row["status"] = flat.pop("status", OK)  # a program that returned has run
   row["wall_s"] = flat.pop("wall_s", None)
   row.update(flat)
@@ -203,23 +175,45 @@ def _failed(e: BaseException, workdir: str, wall_s: float) -> dict:
   return {"status": FAILED, "wall_s": wall_s, "error": msg}
 
 
-def run_members(members: list[Member], configs: list, workdir: str, program: Callable,
+def plan(programs: Sequence, built: Sequence) -> list[list[int]]:
+  """Groups member indices that the program trains as one vmapped program.
+
+  Members of a program with a ``group_key`` share a group when their keys are
+  equal; every other member is a group of its own. Groups keep the members' order.
+  """
+  groups: dict[tuple, list[int]] = {}
+  out: list[list[int]] = []
+  for i, (program, b) in enumerate(zip(programs, built)):
+    key = getattr(program, "group_key", None)
+    if key is None:
+      out.append([i])
+      continue
+    key = (program.__name__, key(b))
+    if key in groups:
+      groups[key].append(i)
+    else:
+      groups[key] = [i]
+      out.append(groups[key])
+  return out
+
+
+def run_members(members: list[Member], programs: Sequence, built: Sequence, workdir: str,
                 progress: bool = True, vectorise: bool = True) -> list[dict]:
   """Runs every member in ``workdir/<member_name>`` and writes the sweep table.
 
   Args:
     members: each member's overrides (for the table and the folder names).
-    configs: each member's resolved, validated config.
+    programs: each member's program (``run(built, workdir, progress) -> summary``,
+      and optionally ``group_key(built)`` and ``run_group(built, workdirs, dir, progress)``).
+    built: each member's built (validated) config, from its program's ``build``.
     workdir: the sweep folder.
-    program: ``name -> module`` with ``run(config, workdir, progress) -> summary``.
     progress: show progress bars.
-    vectorise: run members that differ only in seed / learning rates as one vmapped
-      program (the 'ebm_gan' program only); if False every member runs on its own.
+    vectorise: train members of one group as one vmapped program; if False every
+      member runs on its own.
 
   Returns:
     The table rows, in member order; ``status`` is 'ok', 'diverged' or 'failed'.
   """
-  from ebm_gan import sweep_vmap  # pylint: disable=g-import-not-at-top  (imports jax)
   names = [member_name(i, m) for i, m in enumerate(members)]
   dirs = [os.path.join(workdir, n) for n in names]
   rows: list[dict | None] = [None] * len(members)
@@ -228,15 +222,15 @@ def run_members(members: list[Member], configs: list, workdir: str, program: Cal
     rows[i] = table_row(names[i], members[i], summary)
     write_table(workdir, [r for r in rows if r is not None])
 
-  groups = sweep_vmap.plan(configs) if vectorise else [[i] for i in range(len(configs))]
+  groups = plan(programs, built) if vectorise else [[i] for i in range(len(built))]
   for group in groups:
     if len(group) > 1:
       t = time.perf_counter()
       try:
-        summaries = sweep_vmap.run_group([configs[i] for i in group], [dirs[i] for i in group],
-                                         os.path.join(workdir, "vmap_" + names[group[0]][:3]
-                                                      + "-" + names[group[-1]][:3]),
-                                         progress=progress)
+        summaries = programs[group[0]].run_group(
+            [built[i] for i in group], [dirs[i] for i in group],
+            os.path.join(workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3]),
+            progress=progress)
       except Exception:  # pylint: disable=broad-except
         # The vectorised program failed: isolate the culprit by running members one by one.
         print(f"vectorised group {group} failed after {time.perf_counter() - t:.1f}s; running "
@@ -248,7 +242,7 @@ def run_members(members: list[Member], configs: list, workdir: str, program: Cal
     for i in group:
       t = time.perf_counter()
       try:
-        summary = dict(program(configs[i].program).run(configs[i], dirs[i], progress=progress))
+        summary = dict(programs[i].run(built[i], dirs[i], progress=progress))
         summary.setdefault("wall_s", time.perf_counter() - t)
       except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
         summary = _failed(e, dirs[i], time.perf_counter() - t)

@@ -23,8 +23,8 @@ import numpy as np
 
 from ebm_gan import optim
 from ebm_gan import schemes
-from ebm_gan import toy_games
-from ebm_gan.registry import ConfigError, Registry
+from ebm_gan.errors import InvalidArgumentError, lookup
+from ebm_gan.games import theory
 
 
 class Method(NamedTuple):
@@ -34,30 +34,31 @@ class Method(NamedTuple):
   scheme: str
 
 
-METHODS: Registry[Method] = Registry("method")
-for _m in (Method("gda", "gda", "simultaneous"),
-           Method("alternating_gda", "gda", "alternating"),
-           Method("ogda", "ogda", "simultaneous"),
-           Method("optimistic_adam", "optimistic_adam", "simultaneous"),
-           Method("extragradient", "gda", "extragradient")):
-  METHODS.register(_m.name, _m)
+# The named methods; any other is written 'optimizer@scheme'.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("gda", "gda", "simultaneous"),
+    Method("alternating_gda", "gda", "alternating"),
+    Method("ogda", "ogda", "simultaneous"),
+    Method("optimistic_adam", "optimistic_adam", "simultaneous"),
+    Method("extragradient", "gda", "extragradient"))}
 
 
 def parse_method(name: str, key: str = "methods") -> Method:
   """A preset name (see :data:`METHODS`) or ``'optimizer@scheme'``, e.g. ``'ogda@alternating'``."""
   if isinstance(name, str) and "@" in name:
     opt, scheme = name.split("@", 1)
-    for part, registry in ((opt, optim.OPTIMIZERS), (scheme, schemes.SCHEMES)):
-      if part not in registry:
-        raise ConfigError(f"{key}={name!r}: {part!r} is not a known {registry.kind}; "
-                          f"allowed: {', '.join(registry.names())}.")
+    for part, table, what in ((opt, optim.OPTIMIZERS, "optimizer"),
+                              (scheme, schemes.SCHEMES, "update scheme")):
+      if part not in table:
+        raise InvalidArgumentError(f"{key}={name!r}: {part!r} is not a known {what}; "
+                                   f"allowed: {', '.join(sorted(table))}.")
     return Method(name, opt, scheme)
   if name not in METHODS:
-    raise ConfigError(
-        f"{key}={name!r} is not a known method; allowed: {', '.join(METHODS.names())}, "
-        f"or 'optimizer@scheme' with optimizer in {optim.OPTIMIZERS.names()} and scheme in "
-        f"{schemes.SCHEMES.names()}.")
-  return METHODS.get(name, key=key)
+    raise InvalidArgumentError(
+        f"{key}={name!r} is not a known method; allowed: {', '.join(sorted(METHODS))}, "
+        f"or 'optimizer@scheme' with optimizer in {sorted(optim.OPTIMIZERS)} and scheme in "
+        f"{sorted(schemes.SCHEMES)}.")
+  return METHODS[name]
 
 
 class RunState(NamedTuple):
@@ -106,13 +107,13 @@ def make_run(game, method: Method, *, options: Mapping[str, Any] | None = None,
     ``init(params, lr) -> RunState`` and ``step(state, lr) -> (state, Record)``,
     pure functions of one run (vmap them for many).
   """
-  factory = optim.OPTIMIZERS.get(method.optimizer, key="method.optimizer")
+  factory = lookup(optim.OPTIMIZERS, method.optimizer, "method.optimizer", "optimizer")
   options = dict(options or {})
   players = list(game.players)
   key = jax.random.key(0)  # the toy games are deterministic
 
   def transforms(lr):
-    lrs = toy_games.player_learning_rates(game, lr, critic_lr_ratio)
+    lrs = theory.player_learning_rates(game, lr, critic_lr_ratio)
     return {p: factory(lrs[p], **options) for p in players}
 
   def init(params, lr):

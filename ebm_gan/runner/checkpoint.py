@@ -13,7 +13,7 @@ leaves have exactly the saved bits and dtypes.
 
 A checkpoint folder that cannot be read — foreign files, a truncated save
 left by another tool, a state of another model — is reported as a
-:class:`~ebm_gan.registry.ConfigError` naming the folder, never a traceback.
+:class:`~ebm_gan.runner.registry.ConfigError` naming the folder, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ebm_gan.registry import ConfigError
+from ebm_gan.runner.registry import ConfigError
 
 SUBDIR = "checkpoints"
 
@@ -60,10 +60,6 @@ class Checkpoints:
       self._manager = ocp.CheckpointManager(self.directory, options=options)
     except Exception as e:  # orbax reads the folder's metadata here
       raise _corrupt(self.directory, f"{type(e).__name__}: {e}") from None
-
-  def steps(self) -> list[int]:
-    """The steps of the complete checkpoints on disk, ascending."""
-    return sorted(self._manager.all_steps())
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None."""
@@ -107,15 +103,6 @@ class Checkpoints:
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""
     self._manager.close()
-
-
-def load_latest(workdir: str, target: Any) -> tuple[int, Any]:
-  """The latest checkpoint of ``workdir`` restored into ``target``'s structure (tests, tools)."""
-  ckpt = Checkpoints(workdir, every=1, max_to_keep=1_000_000)
-  try:
-    return ckpt.restore(target)
-  finally:
-    ckpt.close()
 
 
 def load_raw(workdir: str, step: int | None = None) -> Any:

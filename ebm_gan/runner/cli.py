@@ -19,7 +19,7 @@ compiles (for a sweep: before any member starts).
 * ``--resume``: insist on continuing: refuses a workdir without a checkpoint;
   without ``--workdir`` it picks the newest ``runs/<config-stem>-*`` folder.
 * ``--sweep KEY=V1,V2`` / ``--sweep KEY=START:STOP[:STEP]`` (repeatable): a grid
-  sweep (see :mod:`ebm_gan.sweep`); a config file's ``sweep(add)`` runs unless
+  sweep (see :mod:`ebm_gan.runner.sweep`); a config file's ``sweep(add)`` runs unless
   ``--no-sweep``. Members differing only in seed / learning rates run as one
   vmapped program unless ``--sequential``.
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import ast
 import datetime
 import difflib
-import importlib
 import importlib.util
 import os
 import re
@@ -43,16 +42,20 @@ from typing import Sequence
 
 import ml_collections
 
-from ebm_gan import sweep as sweep_lib
-from ebm_gan.registry import ConfigError, Registry
+from ebm_gan.runner import record
+from ebm_gan.runner import sweep as sweep_lib
+from ebm_gan.runner import tables
+from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
+from ebm_gan.runner.programs import toy_games as toy_games_program
+from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 RUNS_ROOT = "runs"
 
-PROGRAMS = Registry("program")
-# name -> module with ``validate(config)`` and ``run(config, workdir, progress) -> summary``.
-PROGRAMS.register("ebm_gan", "ebm_gan.experiment")
-PROGRAMS.register("toy_games", "ebm_gan.toy_experiment")
+# name -> program: ``build(config)`` (the one validation pass, ConfigError on a bad field)
+# and ``run(built, workdir, progress) -> summary``; optionally ``group_key(built)`` and
+# ``run_group(built_list, workdirs, group_dir, progress)`` for vmapped sweep groups.
+PROGRAMS = Registry("program", {"ebm_gan": ebm_gan_program, "toy_games": toy_games_program})
 
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
          "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] "
@@ -205,8 +208,8 @@ def resolve_config(path: str, overrides, module=None):
 
 
 def program(name: str):
-  """The module of a program: ``validate(config)`` and ``run(config, workdir, progress)``."""
-  return importlib.import_module(PROGRAMS.get(name, key="program"))
+  """The program ``name`` (see :data:`PROGRAMS`)."""
+  return PROGRAMS.get(name, key="program")
 
 
 def check_workdir(workdir: str) -> str:
@@ -273,19 +276,22 @@ def _prepare(argv, default_config):
                               grid)
   if members is None:
     config = resolve_config(path, overrides, module)
-    program(config.program).validate(config)
+    prog = program(config.program)
+    built = prog.build(config)
     workdir = check_workdir(choose_workdir(options, path, is_sweep=False))
-    return {"sweep": None, "config": config, "workdir": workdir, "options": options}
-  configs = []
+    return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
+            "options": options}
+  programs, built = [], []
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
-      program(config.program).validate(config)
+      programs.append(program(config.program))
+      built.append(programs[-1].build(config))
     except ConfigError as e:
       raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
-    configs.append(config)
   workdir = check_workdir(choose_workdir(options, path, is_sweep=True))
-  return {"sweep": members, "configs": configs, "workdir": workdir, "options": options}
+  return {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
+          "options": options}
 
 
 def main(argv: Sequence[str], default_config: str) -> int:
@@ -298,16 +304,14 @@ def main(argv: Sequence[str], default_config: str) -> int:
   workdir, options = plan["workdir"], plan["options"]
   try:
     if plan["sweep"] is None:
-      config = plan["config"]
-      summary = program(config.program).run(config, workdir, progress=options["progress"])
-      from ebm_gan import runlog  # pylint: disable=g-import-not-at-top
-      print(runlog.format_table(runlog.flat_scalars(summary)))
+      summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
+      print(tables.summary_table(record.flat_scalars(summary)))
       print(f"run folder: {workdir}")
       status = summary.get("status")
     else:
       members = plan["sweep"]
       print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
-      rows = sweep_lib.run_members(members, plan["configs"], workdir, program,
+      rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
                                    progress=options["progress"],
                                    vectorise=not options["sequential"])
       with open(os.path.join(workdir, "sweep.md")) as f:

@@ -1,30 +1,12 @@
-"""Toy games with known equilibria and their linearised update maps.
+"""Toy games with known equilibria: bilinear, strongly-convex–strongly-concave, Dirac-GAN.
 
 Each game is seen by the schemes of :mod:`ebm_gan.schemes` through
 ``directions_fn(params, key) -> (directions, values)``: ``params`` is a dict
 keyed by player and every direction is the gradient of that player's *own*
 loss (a maximiser minimises the negated objective), computed with
-:func:`ebm_gan.game.joint_directions`.
-
-Near an equilibrium θ* the direction field is ``d(θ) ≈ J (θ - θ*)``. Every
-optimiser/scheme pair built from GDA or OGDA is then a linear map on the
-state ``z = (e, p)`` (``e = θ - θ*``, ``p`` the stored previous direction),
-and its spectral radius ρ is the asymptotic distance contraction per step
-(MATH.md §7). With per-coordinate learning rates ``H = diag(η)`` and the
-optimiser written as ``u = -H(a d - b p)``, ``p' = d`` (GDA: a=1, b=0; OGDA:
-a = α+β, b = β):
-
-* simultaneous:  ``Z = [[I - aHJ, bH], [J, 0]]``
-* alternating:   ``Z = Z_G_last ⋯ Z_G_first`` with, for the players G (mask
-  ``Π_G``), ``Z_G = [[I - aΠ_G H J, bΠ_G H], [Π_G J, I - Π_G]]``
-* extragradient: with ``L = [I - aHJ, bH]`` (the look-ahead ``e_½ = L z``),
-  ``e' = e - H(a J L z - b p)`` and ``p' = J L z``.
-
-One step is one call of the scheme's ``update`` (an alternating round of
-``critic_steps`` critic sub-steps and one generator sub-step; an
-extragradient step uses two direction evaluations). Adam-type optimisers have
-no linearisation at θ* (their normalisation d/√v is not differentiable at
-d = 0); their theoretical rate is reported as NaN.
+:func:`ebm_gan.game.joint_directions`. Each game knows its equilibrium θ*, its
+Jacobian J at θ* and a distance to θ*; :mod:`ebm_gan.games.theory` turns J
+into the linearised update maps and rates of docs/theory.md §7.
 """
 
 from __future__ import annotations
@@ -37,29 +19,38 @@ from jax.flatten_util import ravel_pytree
 import numpy as np
 
 from ebm_gan import game as game_lib
-from ebm_gan.registry import ConfigError, Registry, check_positive
+from ebm_gan.errors import InvalidArgumentError, check_positive, lookup
+from ebm_gan.games import theory
 
-LINEAR_OPTIMIZERS = ("gda", "sgd", "ogda")
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
 def _vector(v, size, key):
   v = np.zeros(size) if v is None else np.asarray(v, dtype=np.float64)
   if v.shape != (size,):
-    raise ConfigError(f"{key}={v.tolist()!r} has shape {v.shape}; the game needs shape ({size},).")
+    raise InvalidArgumentError(f"{key}={v.tolist()!r} has shape {v.shape}; the game needs shape ({size},).")
   return v
 
 
 class _Game:
-  """What every toy game shares: its theory, by the module-level functions below."""
+  """What every toy game shares: its directions and its theory (:mod:`ebm_gan.games.theory`)."""
+
+  def losses(self):
+    raise NotImplementedError
+
+  def directions_fn(self, params, key=None):
+    """``(params, key) -> (directions, values)`` by one joint ``jax.grad``."""
+    del key
+    values, directions, _ = game_lib.joint_directions(self.losses(), params)
+    return directions, values
 
   def linearised_map(self, optimizer: str, scheme: str, learning_rate: float, **kwargs):
-    """:func:`linearised_map` of this game (the update map at θ*)."""
-    return linearised_map(self, optimizer, scheme, learning_rate, **kwargs)
+    """:func:`ebm_gan.games.theory.linearised_map` of this game (the update map at θ*)."""
+    return theory.linearised_map(self, optimizer, scheme, learning_rate, **kwargs)
 
   def theoretical_rate(self, optimizer: str, scheme: str, learning_rate: float, **kwargs):
-    """:func:`theoretical_rate` of this game (ρ of the update map at θ*)."""
-    return theoretical_rate(self, optimizer, scheme, learning_rate, **kwargs)
+    """:func:`ebm_gan.games.theory.theoretical_rate` of this game (ρ of the map at θ*)."""
+    return theory.theoretical_rate(self, optimizer, scheme, learning_rate, **kwargs)
 
 
 class LinearGame(_Game):
@@ -84,15 +75,15 @@ class LinearGame(_Game):
     A = np.asarray(A, dtype=np.float64)
     A = A.reshape(1, 1) if A.ndim == 0 else A
     if A.ndim != 2:
-      raise ConfigError(f"A={A.tolist()!r} has shape {A.shape}; expected a matrix of shape "
+      raise InvalidArgumentError(f"A={A.tolist()!r} has shape {A.shape}; expected a matrix of shape "
                         "(dim_x, dim_y).")
     m, n = A.shape
     P = np.zeros((m, m)) if P is None else np.asarray(P, dtype=np.float64)
     Q = np.zeros((n, n)) if Q is None else np.asarray(Q, dtype=np.float64)
     if P.shape != (m, m):
-      raise ConfigError(f"P has shape {P.shape}; with A of shape {A.shape} it must be ({m}, {m}).")
+      raise InvalidArgumentError(f"P has shape {P.shape}; with A of shape {A.shape} it must be ({m}, {m}).")
     if Q.shape != (n, n):
-      raise ConfigError(f"Q has shape {Q.shape}; with A of shape {A.shape} it must be ({n}, {n}).")
+      raise InvalidArgumentError(f"Q has shape {Q.shape}; with A of shape {A.shape} it must be ({n}, {n}).")
     self.name = name
     self.A, self.P, self.Q = A, P, Q
     self.b, self.c = _vector(b, m, "b"), _vector(c, n, "c")
@@ -102,7 +93,7 @@ class LinearGame(_Game):
     rhs = -np.concatenate([self.b, self.c])
     z, *_ = np.linalg.lstsq(grad_matrix, rhs, rcond=None)
     if not np.allclose(grad_matrix @ z, rhs, atol=1e-8 * (1 + np.abs(rhs).max())):
-      raise ConfigError("the game has no equilibrium: (b, c) is not in the range of "
+      raise InvalidArgumentError("the game has no equilibrium: (b, c) is not in the range of "
                         "[[P, A], [Aᵀ, -Q]] (for a bilinear game: b ∉ range A or c ∉ range Aᵀ).")
     self._star = z
     _, s, vt = np.linalg.svd(self._J)
@@ -120,12 +111,6 @@ class LinearGame(_Game):
       return 0.5 * x @ P @ x + x @ A @ y - 0.5 * y @ Q @ y + b @ x + c @ y
 
     return {"x": f, "y": lambda p: -f(p)}
-
-  def directions_fn(self, params, key=None):
-    """``(params, key) -> (directions, values)`` by one joint ``jax.grad``."""
-    del key
-    values, directions, _ = game_lib.joint_directions(self.losses(), params)
-    return directions, values
 
   def equilibrium(self):
     """θ*: the (minimum-norm) solution of ∇f(x, y) = 0, as a params dict."""
@@ -199,10 +184,12 @@ def quadratic(dim: int = 2, mu: float = 0.1, coupling: float = 1.0, seed: int = 
   return LinearGame(A, P=sym, Q=sym.copy(), b=b, c=c, name="quadratic")
 
 
-DIRAC_LOSSES = Registry("Dirac-GAN loss")
-DIRAC_LOSSES.register("minimax", (lambda t: -jax.nn.softplus(-t), 0.5, False))
-DIRAC_LOSSES.register("non_saturating", (lambda t: -jax.nn.softplus(-t), 0.5, True))
-DIRAC_LOSSES.register("wasserstein", (lambda t: t, 1.0, False))
+# The Dirac-GAN's losses by name: (f, f'(0), non-saturating generator?).
+DIRAC_LOSSES = {
+    "minimax": (lambda t: -jax.nn.softplus(-t), 0.5, False),
+    "non_saturating": (lambda t: -jax.nn.softplus(-t), 0.5, True),
+    "wasserstein": (lambda t: t, 1.0, False),
+}
 
 
 class DiracGAN(_Game):
@@ -228,9 +215,9 @@ class DiracGAN(_Game):
   plane_labels = ("generator θ", "discriminator ψ")
 
   def __init__(self, loss: str = "minimax", penalty: float = 0.0):
-    self.f, self.fprime0, self.non_saturating = DIRAC_LOSSES.get(loss, key="dirac_gan.loss")
+    self.f, self.fprime0, self.non_saturating = lookup(DIRAC_LOSSES, loss, "loss", "Dirac-GAN loss")
     if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty < 0:
-      raise ConfigError(f"dirac_gan.penalty={penalty!r} is not allowed; expected a number >= 0.")
+      raise InvalidArgumentError(f"penalty={penalty!r} is not allowed; expected a number >= 0.")
     self.name, self.loss, self.penalty = "dirac_gan", loss, float(penalty)
 
   def losses(self):
@@ -246,12 +233,6 @@ class DiracGAN(_Game):
       return -f(-psi * theta) if self.non_saturating else f(psi * theta)
 
     return {"discriminator": d_loss, "generator": g_loss}
-
-  def directions_fn(self, params, key=None):
-    """``(params, key) -> (directions, values)`` by one joint ``jax.grad``."""
-    del key
-    values, directions, _ = game_lib.joint_directions(self.losses(), params)
-    return directions, values
 
   def equilibrium(self):
     """(ψ, θ) = (0, 0)."""
@@ -290,117 +271,3 @@ class DiracGAN(_Game):
   def plane(self, params):
     """The point (θ, ψ) for trajectory plots."""
     return jnp.stack([params["generator"][0], params["discriminator"][0]])
-
-
-def coordinate_vector(game, per_player: Mapping[str, float]) -> np.ndarray:
-  """Broadcasts one number per player onto the raveled coordinates of θ."""
-  tree = {p: np.full(np.shape(v), per_player[p], np.float64)
-          for p, v in game.equilibrium().items()}
-  # the leaf order of ravel_pytree, kept in float64 (ravel_pytree would cast to float32)
-  return np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(tree)])
-
-
-def player_learning_rates(game, learning_rate: float, critic_lr_ratio: float = 1.0):
-  """η per player: critics get ``critic_lr_ratio · η`` (two-timescale)."""
-  return {p: learning_rate * (critic_lr_ratio if p in game.critics else 1.0)
-          for p in game.players}
-
-
-def linearised_map(game, optimizer: str, scheme: str, learning_rate: float, *,
-                   critic_lr_ratio: float = 1.0, critic_steps: int = 1,
-                   alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
-  """The linear map ``z_{t+1} = M z_t`` of one update at θ*, on ``z = (e, p)``.
-
-  See the module docstring for the formulas. ``e`` is θ − θ* (raveled, sorted
-  player order) and ``p`` the stored previous direction (unused by GDA, which
-  only adds zero eigenvalues).
-
-  Args:
-    game: a game of this module.
-    optimizer: 'gda' (or 'sgd') or 'ogda'.
-    scheme: 'simultaneous', 'alternating' or 'extragradient'.
-    learning_rate: η (the generator's; critics use ``critic_lr_ratio · η``).
-    critic_lr_ratio: two-timescale ratio η_critic / η.
-    critic_steps: critic sub-steps per alternating round.
-    alpha: OGDA's α.
-    beta: OGDA's β.
-
-  Returns:
-    The (2n, 2n) float64 matrix M.
-  """
-  if optimizer not in LINEAR_OPTIMIZERS:
-    raise ConfigError(f"optimizer={optimizer!r} has no linearisation at the equilibrium; "
-                      f"allowed: {', '.join(LINEAR_OPTIMIZERS)}.")
-  a, b = (alpha + beta, beta) if optimizer == "ogda" else (1.0, 0.0)
-  J = game.jacobian()
-  n = J.shape[0]
-  I, O = np.eye(n), np.zeros((n, n))
-  H = np.diag(coordinate_vector(
-      game, player_learning_rates(game, learning_rate, critic_lr_ratio)))
-  if scheme == "simultaneous":
-    return np.block([[I - a * H @ J, b * H], [J, O]])
-  if scheme == "extragradient":
-    L = np.hstack([I - a * H @ J, b * H])
-    e_new = np.hstack([I, b * H]) - a * H @ J @ L
-    return np.vstack([e_new, J @ L])
-  if scheme == "alternating":
-    order = [list(game.critics)] * critic_steps + [
-        [p for p in game.players if p not in game.critics]]
-    M = np.eye(2 * n)
-    for group in order:
-      G = np.diag(coordinate_vector(game, {p: float(p in group) for p in game.players}))
-      Z = np.block([[I - a * G @ H @ J, b * G @ H], [G @ J, I - G]])
-      M = Z @ M
-    return M
-  raise ConfigError(f"scheme={scheme!r} is not a known update scheme; "
-                    "allowed: alternating, extragradient, simultaneous.")
-
-
-def spectral_radius(game, M: np.ndarray) -> float:
-  """max |λ(M)| on the invariant subspace (range Jᵀ)² that carries the distance.
-
-  When M does not read the stored direction p (GDA), M is block lower
-  triangular with a zero p-block, and ρ(M) = ρ(M_ee) is computed on the
-  e-block alone (better conditioned than the 2n × 2n eigenproblem).
-  """
-  n = M.shape[0] // 2
-  basis = game.invariant_basis()
-  if not M[:n, n:].any():  # GDA never reads p; the p-block of M is 0
-    M, blocks = M[:n, :n], 1
-  else:
-    blocks = 2
-  if basis is not None:
-    B = np.kron(np.eye(blocks), basis)
-    M = B.T @ M @ B
-  return float(np.abs(np.linalg.eigvals(M)).max())
-
-
-def theoretical_rate(game, optimizer: str, scheme: str, learning_rate: float,
-                     **kwargs: Any) -> float:
-  """ρ(M): the asymptotic per-step factor of ‖θ_t − θ*‖ (NaN for Adam-type optimisers).
-
-  ``kwargs`` are those of :func:`linearised_map`.
-  """
-  if optimizer not in LINEAR_OPTIMIZERS:
-    return float("nan")
-  return spectral_radius(game, linearised_map(game, optimizer, scheme, learning_rate, **kwargs))
-
-
-def numerical_jacobian(game) -> np.ndarray:
-  """∂d/∂θ at θ* by ``jax.jacfwd`` (float32): an independent check of :meth:`jacobian`.
-
-  Each direction is ``∇_{θ_i} ℓ_i`` by its own ``jax.grad`` (no stop_gradient:
-  forward-mode tangents do not pass a stop_gradient, so differentiating
-  :func:`ebm_gan.game.joint_directions` would drop the cross terms ∂d_i/∂θ_j).
-  """
-  star = game.equilibrium()
-  flat, unravel = ravel_pytree(star)
-  losses = game.losses()
-
-  def field(v):
-    params = unravel(v)
-    d = {i: jax.grad(lambda th, i=i: losses[i]({**params, i: th}))(params[i])
-         for i in params}
-    return ravel_pytree(d)[0]
-
-  return np.asarray(jax.jacfwd(field)(flat), np.float64)

@@ -1,22 +1,29 @@
-"""Named choices (datasets, losses, estimators, optimisers, schemes, programs).
+"""Named choices of the configs, and the one error type the runner reports to the user.
 
-A :class:`Registry` maps a name to a factory and refuses unknown names with a
-:class:`ConfigError` that names the config key, the value given and every valid
-choice, so user mistakes surface before anything is traced or compiled.
+A :class:`Registry` maps a config name to what it stands for (a factory, a
+program) and refuses unknown names with a :class:`ConfigError` naming the
+config key, the value given and every valid choice. Library refusals
+(:class:`ebm_gan.errors.InvalidArgumentError`) raised while a config is turned
+into library objects are re-raised as ConfigError against the config key they
+came from (:func:`reported_as`), so every user mistake surfaces before
+anything is traced or compiled, as one paragraph and exit status 2.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import contextlib
+import re
+from typing import Generic, Iterator, Mapping, TypeVar
+
+from ebm_gan.errors import InvalidArgumentError
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-  """A user error in a configuration: raised before any computation starts.
+  """A user error in a configuration or the command line, found before anything runs.
 
-  The launcher prints its message (one paragraph, no traceback) and exits with
-  status 2.
+  The launcher prints its message (one paragraph, no traceback) and exits with status 2.
   """
 
 
@@ -33,9 +40,9 @@ class Registry(Generic[T]):
     LOSSES.get('hinge', key='config.loss')
   """
 
-  def __init__(self, kind: str):
+  def __init__(self, kind: str, entries: Mapping[str, T] | None = None):
     self.kind = kind
-    self._entries: dict[str, T] = {}
+    self._entries: dict[str, T] = dict(entries or {})
 
   def register(self, name: str, obj: T | None = None):
     """Registers ``obj`` under ``name``; usable as a decorator when obj is None."""
@@ -74,9 +81,22 @@ def check_positive(value, key: str, *, integer: bool = False):
   return value
 
 
-def check_in_range(value, key: str, low: float, high: float):
-  """Raises ConfigError unless low <= value <= high."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-    raise ConfigError(
-        f"{key}={value!r} is not allowed; expected a number in [{low}, {high}].")
-  return value
+_NAMED_VALUE = re.compile(r"^[A-Za-z_][\w.\[\]]*=")
+
+
+@contextlib.contextmanager
+def reported_as(key: str | None):
+  """Re-raises a library refusal inside the block as a ConfigError against config ``key``.
+
+  A library message that starts with ``arg=value`` becomes ``key.arg=value …``
+  (e.g. ``entropy.knn`` + ``k=0 is not allowed`` → ``entropy.knn.k=0 is not
+  allowed``); any other becomes ``key: message``; with ``key`` None the message
+  is kept as it is (it already names the config key).
+  """
+  try:
+    yield
+  except InvalidArgumentError as e:
+    msg = str(e)
+    if key is not None:
+      msg = f"{key}.{msg}" if _NAMED_VALUE.match(msg) else f"{key}: {msg}"
+    raise ConfigError(msg) from None

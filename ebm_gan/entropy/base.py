@@ -1,0 +1,74 @@
+"""Estimators of the generator's entropy H(q_f) = −E_{q_f}[log q_f] (docs/theory.md §4).
+
+The generator player maximises E_{q_f}[U_m] + H(q_f); for a push-forward
+x = G_f(z) the entropy is intractable and one of these estimators stands in:
+
+* ``flow`` — :class:`~ebm_gan.entropy.exact.Flow`: the exact H of an invertible generator;
+* ``noisy`` — :class:`~ebm_gan.entropy.noisy.NoisyGenerator`: x = G_f(z) + σε,
+  ∇_f H through samples of the posterior z | x (VERA / PresGAN);
+* ``mi`` — :class:`~ebm_gan.entropy.mutual_info.MutualInformation`: a statistics network's
+  lower bound of I(x; z) (MEG), a third player;
+* ``knn`` — :class:`~ebm_gan.entropy.knn.KNN`: the Kozachenko–Leonenko estimate;
+* ``none`` — :class:`NoEntropy`: 0 (L1 alone).
+
+This module holds the protocol (duck-typed; :class:`EntropyEstimator`) and ``NoEntropy``. Every method gets
+the game's full parameter dict ``params`` (player → pytree) as the game's
+current view: in player i's loss the other players' entries are under
+``stop_gradient`` (:func:`ebm_gan.game.joint_directions`).
+
+* ``players``: names of the extra players the estimator brings (``'posterior'``
+  for a learned proposal, ``'statistics'`` for MEG's network); ``()`` for most.
+* ``init(key, generator, params, z) -> dict``: entries to *update* the game's
+  parameter dict with: the extra players' parameters, and optionally a
+  replacement ``'generator'`` entry carrying extra leaves the generator player
+  owns (a learned noise scale lives in its ``'noise'`` collection, so the
+  generator maximises L2 over σ too; flax ignores unused collections).
+* ``sample(generator, params, z, key) -> x``: samples of q_f given latents
+  z[B, latent_dim] (``G_f(z)``; a noise-injected generator adds σε here).
+* ``entropy(generator, params, z, x, key) -> (h, metrics)``: with x from
+  ``sample``, a scalar whose value estimates H(q_f) and whose gradient w.r.t.
+  the generator's parameters (through x and directly) is ∇_f H, or for ``mi``
+  the gradient of the bound that stands in for it.
+* ``losses(generator, params, z, x, key) -> {player: (loss, metrics)}``: each
+  extra player's loss (minimised) on the same (x, z).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+
+
+class EntropyEstimator(Protocol):
+  """What :class:`ebm_gan.game.EBMGame` needs from an entropy estimator."""
+  players: tuple[str, ...]
+
+  def init(self, key, generator, params, z) -> dict[str, Any]: ...
+  def sample(self, generator, params, z, key) -> jax.Array: ...
+  def entropy(self, generator, params, z, x, key) -> tuple[jax.Array, dict]: ...
+  def losses(self, generator, params, z, x, key) -> dict[str, tuple[jax.Array, dict]]: ...
+
+
+class PushForward:
+  """Shared defaults: x = G_f(z), no extra players."""
+  players: tuple[str, ...] = ()
+
+  def init(self, key, generator, params, z):
+    return {}
+
+  def sample(self, generator, params, z, key):
+    return generator.apply(params["generator"], z)
+
+  def losses(self, generator, params, z, x, key):
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoEntropy(PushForward):
+  """Ĥ = 0: the game is L1 alone (a Wasserstein-like critic, no max-entropy term)."""
+
+  def entropy(self, generator, params, z, x, key):
+    return jnp.zeros((), x.dtype), {}

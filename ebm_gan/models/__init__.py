@@ -1,0 +1,11 @@
+"""Flax (linen) players: energies x[B, ...] → U[B] and generators z[B, latent_dim] → x[B, ...].
+
+* :mod:`~ebm_gan.models.mlp`: MLP energy and generator;
+* :mod:`~ebm_gan.models.gaussian`: the affine generator and the quadratic energy
+  (closed-form Gaussian fixtures);
+* :mod:`~ebm_gan.models.flows`: an invertible coupling-flow generator with its log-determinant.
+"""
+
+from ebm_gan.models.flows import AffineCoupling, CouplingFlow, forward_and_log_det
+from ebm_gan.models.gaussian import AffineGenerator, QuadraticEnergy
+from ebm_gan.models.mlp import ACTIVATIONS, MLP, MLPEnergy, MLPGenerator

@@ -1,0 +1,179 @@
+"""The 'ebm_gan' program's config → library objects, validated in one pass.
+
+:func:`build` is the only place a config of the 'ebm_gan' program is checked:
+it reads every field once, refuses a bad one with a :class:`ConfigError`
+naming the key, the value and what is allowed, and returns the game, the
+per-player optimiser and the dataset it describes — all before anything is
+traced or compiled. The registries below are the names a config may use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ebm_gan import entropy
+from ebm_gan import game as game_lib
+from ebm_gan import models
+from ebm_gan import objectives
+from ebm_gan import optim
+from ebm_gan import schemes
+from ebm_gan.data import toy
+from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
+
+DATASETS = Registry("dataset", toy.DATASETS)
+GAN_LOSSES = Registry("GAN loss", objectives.GAN_LOSSES)
+PENALTIES = Registry("gradient penalty", {"none": None, **objectives.PENALTIES})
+ACTIVATIONS = Registry("activation", models.ACTIVATIONS)
+OPTIMIZERS = Registry("optimizer", optim.OPTIMIZERS)
+SCHEMES = Registry("update scheme", schemes.SCHEMES)
+ENTROPY_ESTIMATORS = Registry("entropy estimator", {
+    "none": entropy.NoEntropy, "knn": entropy.KNN, "flow": entropy.Flow,
+    "noisy": entropy.NoisyGenerator, "mi": entropy.MutualInformation})
+
+# Factories ``(model_config, data_dim) -> flax module``.
+ENERGIES = Registry("energy model", {
+    "mlp": lambda m, d: models.MLPEnergy(tuple(m.energy_hidden), m.energy_activation),
+    "quadratic": lambda m, d: models.QuadraticEnergy(d),
+})
+GENERATORS = Registry("generator model", {
+    "mlp": lambda m, d: models.MLPGenerator(d, m.latent_dim, tuple(m.generator_hidden),
+                                            m.generator_activation),
+    "affine": lambda m, d: models.AffineGenerator(d, m.latent_dim),
+    # latent_dim is data_dim, whatever the config says: a flow is a bijection.
+    "flow": lambda m, d: models.CouplingFlow(data_dim=d, num_layers=int(m.flow_layers),
+                                             hidden=tuple(m.generator_hidden),
+                                             activation=m.generator_activation),
+})
+
+# Factories ``(config, energy, generator, penalty) -> game``.
+GAMES = Registry("game", {
+    "ebm": lambda c, critic, generator, penalty: game_lib.EBMGame(
+        critic, generator, entropy=build_entropy(c.entropy), penalty=penalty),
+    "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
+        critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
+})
+
+DATA_DIM = 2  # the toy datasets are 2-D
+# Runner fields: positive integers, and integers >= 0 where 0 switches a feature off.
+POSITIVE_INTS = ("steps", "batch_size", "log_every", "steps_per_dispatch", "eval_samples",
+                 "critic_steps", "checkpoint_every", "max_to_keep")
+OPTIONAL_EVERY = ("picture_every", "tensorboard_every")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What a config of the 'ebm_gan' program resolves to."""
+  config: Any
+  game: Any
+  tx: Any
+  dataset: Any
+
+
+def _check_widths(value, key):
+  if isinstance(value, int):
+    value = (value,)
+  if not isinstance(value, (tuple, list)) or not value or not all(
+      isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value):
+    raise ConfigError(f"{key}={value!r} is not allowed; expected a tuple of positive integers, "
+                      "e.g. (256, 256).")
+
+
+def _check_runner_fields(config) -> None:
+  for key in POSITIVE_INTS:
+    check_positive(config[key], key, integer=True)
+  for key in OPTIONAL_EVERY:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise ConfigError(f"{key}={value!r} is not allowed; expected an integer >= 0 (0: off).")
+  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
+    raise ConfigError(f"seed={config.seed!r} is not allowed; expected an integer >= 0.")
+  check_positive(config.divergence_bound, "divergence_bound")
+
+
+def build_entropy(cfg):
+  """The estimator ``cfg.name`` from its own settings block ``cfg[cfg.name]``.
+
+  E.g. ``name='knn', knn=dict(k=3)`` gives ``KNN(k=3)``; a missing block means defaults.
+  """
+  name = cfg.get("name")
+  cls = ENTROPY_ESTIMATORS.get(name, key="entropy.name")
+  settings = dict(cfg.get(name) or {})
+  allowed = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(settings) - allowed)
+  if unknown:
+    raise ConfigError(f"entropy.{name}.{unknown[0]} is not a setting of the {name!r} "
+                      f"estimator; allowed: {', '.join(sorted(allowed)) or 'none'}.")
+  with reported_as(f"entropy.{name}"):
+    return cls(**{k: _hashable(v) for k, v in settings.items()})
+
+
+def _hashable(value):
+  # Config lists (ml_collections turns tuples into lists on override) → tuples.
+  return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def build_models(m):
+  """The energy (or discriminator) and generator modules of the model block ``m``."""
+  _check_widths(m.energy_hidden, "model.energy_hidden")
+  _check_widths(m.generator_hidden, "model.generator_hidden")
+  ACTIVATIONS.get(m.energy_activation, key="model.energy_activation")
+  ACTIVATIONS.get(m.generator_activation, key="model.generator_activation")
+  check_positive(m.latent_dim, "model.latent_dim", integer=True)
+  check_positive(m.flow_layers, "model.flow_layers", integer=True)
+  critic = ENERGIES.get(m.energy, key="model.energy")(m, DATA_DIM)
+  generator = GENERATORS.get(m.generator, key="model.generator")(m, DATA_DIM)
+  return critic, generator
+
+
+def build_optimizer(config, players, lr=None, critic_lr=None):
+  """Per-player optax transforms: the generator at ``lr``, every other player at ``critic_lr``.
+
+  Defaults come from ``config.optimizer`` (``critic_lr`` None means = lr). The
+  rates may be optax schedules, which vectorised sweeps use to trace them.
+  """
+  o = config.optimizer
+  lr = o.lr if lr is None else lr
+  if critic_lr is None:
+    critic_lr = lr if o.critic_lr is None else o.critic_lr
+  with reported_as("optimizer"):
+    return optim.per_player({
+        p: optim.make(o.name, lr if p == "generator" else critic_lr, key="name")
+        for p in players})
+
+
+def build(config) -> Experiment:
+  """Checks every field of an 'ebm_gan' config and builds its game, optimiser and dataset.
+
+  Raises:
+    ConfigError: the first invalid field (key, value, what is allowed).
+  """
+  _check_runner_fields(config)
+  dataset = DATASETS.get(config.dataset, key="dataset")()
+  critic, generator = build_models(config.model)
+  penalty = PENALTIES.get(config.penalty.name, key="penalty.name")
+  if penalty is not None:
+    check_positive(config.penalty.weight, "penalty.weight")
+    penalty = penalty(config.penalty.weight)
+  game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
+  if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
+    _check_invertible(game.generator)
+  o = config.optimizer
+  check_positive(o.lr, "optimizer.lr")
+  if o.critic_lr is not None:
+    check_positive(o.critic_lr, "optimizer.critic_lr")
+  SCHEMES.get(config.scheme, key="scheme")
+  tx = build_optimizer(config, game.players)
+  return Experiment(config, game, tx, dataset)
+
+
+def _check_invertible(generator) -> None:
+  """The exact (flow) entropy needs a generator with a log-determinant."""
+  if isinstance(generator, models.CouplingFlow):
+    return
+  if isinstance(generator, models.AffineGenerator) and generator.data_dim == generator.latent_dim:
+    return
+  raise ConfigError(
+      "entropy.name='flow' needs an invertible generator with an exact log-density: "
+      "model.generator='flow', or 'affine' with model.latent_dim equal to the data's "
+      f"dimension ({DATA_DIM}); got model.generator={type(generator).__name__}.")

@@ -1,0 +1,209 @@
+"""The 'ebm_gan' program: train a game on a 2-D toy dataset and write a run folder.
+
+Writes into ``workdir``:
+  config.json        the resolved config
+  provenance.json    package versions, git revision, command line
+  metrics.jsonl      one JSON object per logged step (losses, L1/L3, entropy, norms, diverged)
+  tensorboard/       the same scalars as TensorBoard event files
+  checkpoints/       orbax checkpoints of the TrainState (every ``checkpoint_every`` steps)
+  pictures/          periodic samples-over-energy and energy-landscape pictures
+  samples.png        generator samples over the energy's contours (and the data)
+  curves.png         training curves
+  summary.json/.md   final metrics (modes covered, high-quality %, losses, timings, status)
+
+A single run and a vectorised sweep group (members that differ only in
+:data:`VMAP_KEYS` and :data:`HOST_KEYS`) are both trained by
+:func:`ebm_gan.runner.loop.train`; a group stacks its members' TrainStates and
+``jax.vmap``-s the chunk over them, with the learning rates as traced values
+(each member's optimiser is built inside the mapped function with the constant
+schedule ``lambda count: lr_k``, so its optimiser state holds a schedule count,
+unlike a lone run's). A workdir that holds a checkpoint is resumed from its
+latest one; since all randomness is a function of (state.key, state.step), the
+run finishes with the same bits as one never interrupted (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ebm_gan import metrics as metrics_lib
+from ebm_gan import train
+from ebm_gan.runner import checkpoint
+from ebm_gan.runner import config as config_lib
+from ebm_gan.runner import loop
+from ebm_gan.runner import pictures
+from ebm_gan.runner import record
+from ebm_gan.runner.registry import ConfigError
+
+VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
+# Host-side settings each member's Recorder reads from its own config: free to differ too.
+HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every")
+EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
+
+build = config_lib.build
+
+
+def group_key(exp) -> str:
+  """Members with equal keys train as one vmapped program: equal but for VMAP/HOST_KEYS."""
+  flat = record.flatten_config(exp.config)
+  return json.dumps({k: v for k, v in sorted(flat.items())
+                     if k not in VMAP_KEYS + HOST_KEYS}, default=str)
+
+
+def critic_values(game, params, x):
+  """U(x) of the game's critic (the energy, or the GAN discriminator's logit)."""
+  if hasattr(game, "energy_fn"):
+    return game.energy_fn(params)(x)
+  return game.discriminator.apply(params["discriminator"], x)
+
+
+class Evaluator:
+  """Jitted evaluation sampling and pictures of one experiment's parameters."""
+
+  def __init__(self, exp):
+    self.exp = exp
+    c = exp.config
+    self.key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
+    self.sample = jax.jit(lambda p: exp.game.sample(p, self.key, c.eval_samples)[0])
+    self.critic = jax.jit(lambda p, x: critic_values(exp.game, p, x))
+    self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
+
+  def draw(self, params, step: int, path: str, title: str | None = None) -> None:
+    """Saves the samples-over-energy picture of ``params`` at ``path``."""
+    pictures.save_samples(path, np.asarray(self.sample(params)),
+                          lambda x: self.critic(params, x), self.exp.dataset.scale,
+                          data=self.data,
+                          title=title or f"{self.exp.config.dataset}, step {step}")
+
+  def finish(self, params, steps_done: int, recorder: record.Recorder, timings: dict) -> dict:
+    """Evaluates ``params``, draws the final pictures and curves, writes the summary."""
+    recorder.close()
+    summary = {"status": recorder.status, "steps_done": int(steps_done),
+               "diverged_at": recorder.diverged_at, **timings}
+    if recorder.status == record.OK:
+      summary.update(recorder.last)
+    samples = np.asarray(self.sample(params))
+    dataset = self.exp.dataset
+    if hasattr(dataset, "modes"):
+      summary.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
+    if np.all(np.isfinite(samples)):
+      quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
+                 f"{100 * summary['high_quality']:.1f}% high-quality"
+                 if "modes_covered" in summary else recorder.status)
+      pictures.samples_over_energy(
+          os.path.join(recorder.workdir, "samples.png"), samples,
+          lambda x: self.critic(params, x), dataset.scale, data=self.data,
+          title=f"{self.exp.config.dataset}, step {steps_done}: {quality}")
+    plot_curves(recorder.workdir)
+    record.write_summary(recorder.workdir, summary)
+    return summary
+
+
+def plot_curves(workdir: str) -> None:
+  """``curves.png``: every metric of ``metrics.jsonl`` against the step."""
+  rows = record.read_metrics(workdir)
+  if not rows:
+    return
+  names = [k for k in rows[0] if k not in ("step", "diverged")]
+  steps = np.array([r["step"] for r in rows])
+  pictures.training_curves(os.path.join(workdir, "curves.png"), steps,
+                           {k: np.array([r.get(k, np.nan) for r in rows], np.float64)
+                            for k in names})
+
+
+def _single(exp) -> loop.Trainable:
+  c, sample = exp.config, exp.dataset.sample
+  step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps)
+
+  def init():  # one compiled program, not op by op
+    return jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size)))(
+        jax.random.PRNGKey(c.seed))
+
+  def compile_chunk(n, state):
+    return jax.jit(train.make_chunk(step, n, sample, c.batch_size)).lower(state).compile()
+
+  return loop.Trainable(init, compile_chunk)
+
+
+def _group(exps) -> loop.Trainable:
+  base = exps[0]
+  c, game, sample = base.config, base.game, base.dataset.sample
+  rates = {"lr": jnp.asarray([e.config.optimizer.lr for e in exps], jnp.float32),
+           "critic_lr": jnp.asarray([e.config.optimizer.lr if e.config.optimizer.critic_lr is None
+                                     else e.config.optimizer.critic_lr for e in exps],
+                                    jnp.float32)}
+
+  def optimizer(lr, critic_lr):  # constant schedules, so that the rates can be traced
+    return config_lib.build_optimizer(c, game.players, lr=lambda count: lr,
+                                      critic_lr=lambda count: critic_lr)
+
+  def init():
+    tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
+    keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
+    return jax.jit(jax.vmap(
+        lambda k: train.init_state(game, tx, k, sample(k, c.batch_size))))(keys)
+
+  def compile_chunk(n, states):
+    def chunk(state, h):
+      step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
+                                   critic_steps=c.critic_steps)
+      return train.make_chunk(step, n, sample, c.batch_size)(state)
+    fn = jax.jit(jax.vmap(chunk)).lower(states, rates).compile()
+    return lambda s: fn(s, rates)
+
+  return loop.Trainable(init, compile_chunk, size=len(exps), mapped=True)
+
+
+def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict]:
+  """Trains the members ``exps`` (one, or a vmapped group); returns their summaries.
+
+  Args:
+    exps: built experiments (:func:`build`); more than one must share a :func:`group_key`.
+    workdirs: each member's run folder.
+    ckpt_dir: the folder whose ``checkpoints/`` holds the (stacked) state.
+    progress: show a progress bar.
+  """
+  trainable = _group(exps) if len(exps) > 1 else _single(exps[0])
+  for d in list(workdirs) + [ckpt_dir]:
+    os.makedirs(d, exist_ok=True)
+  base = exps[0].config
+  ckpt = checkpoint.Checkpoints(ckpt_dir, base.checkpoint_every, base.max_to_keep)
+  if ckpt.latest_step() is not None:
+    for e, d in zip(exps, workdirs):
+      record.check_resumable(d, e.config)
+  evaluators = [Evaluator(e) for e in exps]
+
+  def recorders_for(start):
+    if start > base.steps:
+      raise ConfigError(f"--workdir={ckpt_dir!r} is already at step {start}, beyond "
+                        f"steps={base.steps}; raise steps or pass another --workdir.")
+    out = []
+    for e, d, ev in zip(exps, workdirs, evaluators):
+      record.write_provenance(d, e.config)
+      out.append(record.Recorder(e.config, d, resume_step=start, draw=ev.draw))
+    return out
+
+  states, diverged_at, start, recorders = loop.restore(trainable, ckpt, recorders_for)
+  states, timings = loop.train(trainable, states, diverged_at, start, recorders, ckpt, base,
+                               progress, desc=f"{len(exps)} runs" if trainable.mapped else None)
+  summaries = []
+  for i, (ev, r) in enumerate(zip(evaluators, recorders)):
+    state = trainable.member(states, i)
+    summaries.append(ev.finish(state.params, int(state.step), r,
+                               dict(timings, log_s=r.log_s, picture_s=r.picture_s)))
+  return summaries
+
+
+def run(exp, workdir: str, progress: bool = True) -> dict:
+  """Trains one built experiment in ``workdir`` (resuming its checkpoint); returns the summary.
+
+  The summary's ``status`` is 'ok' or 'diverged' (NaN/Inf or a loss above
+  ``divergence_bound``); a diverged run keeps its metrics up to the
+  divergence, its last good checkpoint, and still writes its summary.
+  """
+  return run_group([exp], [workdir], workdir, progress)[0]

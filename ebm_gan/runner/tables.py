@@ -1,0 +1,60 @@
+"""Tables the runner prints and saves: one markdown writer, one CSV writer, atomic files."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Sequence
+
+
+def text(value) -> str:
+  """A cell: floats with 4 significant digits, None as empty, anything else as str."""
+  if isinstance(value, float):
+    return "nan" if math.isnan(value) else f"{value:.4g}"
+  return "" if value is None else str(value)
+
+
+def columns(rows: Sequence[dict]) -> list[str]:
+  """Every key of ``rows``, in order of first appearance."""
+  cols: list[str] = []
+  for row in rows:
+    cols.extend(k for k in row if k not in cols)
+  return cols
+
+
+def markdown(rows: Sequence[dict], cols: Sequence[str] | None = None) -> str:
+  """A markdown table of ``rows`` (one dict each), columns padded to their widest cell."""
+  cols = list(cols or columns(rows))
+  cells = [[text(r.get(c)).replace("|", "/") for c in cols] for r in rows]
+  widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+  line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+  return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+                   + [line(row) for row in cells])
+
+
+def summary_table(summary: dict) -> str:
+  """The two-column (metric, value) markdown table of a flat dict."""
+  return markdown([{"metric": k, "value": v} for k, v in summary.items()], ["metric", "value"])
+
+
+def _replace(path: str, content: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    f.write(content)
+  os.replace(tmp, path)
+
+
+def write(workdir: str, stem: str, rows: Sequence[dict]) -> tuple[str, str]:
+  """Writes ``<stem>.csv`` and ``<stem>.md`` (one row per dict), atomically; returns their paths."""
+  cols = columns(rows)
+  csv_path, md_path = (os.path.join(workdir, f"{stem}.{ext}") for ext in ("csv", "md"))
+  tmp = csv_path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=cols)
+    w.writeheader()
+    for row in rows:
+      w.writerow({k: row.get(k, "") for k in cols})
+  os.replace(tmp, csv_path)
+  _replace(md_path, markdown(rows, cols) + "\n")
+  return csv_path, md_path

@@ -1,0 +1,203 @@
+"""The command line: argv and overrides, every refusal of bad input (exit 2, one paragraph,
+nothing compiled), and end-to-end runs of ``python -m experiments.run`` in a subprocess.
+
+The refusals run in-process (``cli.main``, the same code path as the command);
+one subprocess case checks that the real process keeps the same contract.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ebm_gan.runner import cli
+from ebm_gan.runner.registry import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+
+
+def _config(*overrides):
+  return cli.resolve_config(DEFAULT, [o.split("=", 1) for o in overrides])
+
+
+def test_overrides_are_typed():
+  c = _config("batch_size=32", "optimizer.lr=1e-2", "model.energy_hidden=(8, 4)",
+              "smoke=false", "optimizer.critic_lr=0.5", "dataset=swissroll")
+  assert c.batch_size == 32 and isinstance(c.batch_size, int)
+  assert c.optimizer.lr == 0.01
+  assert c.model.energy_hidden == (8, 4)
+  assert c.smoke is False and c.optimizer.critic_lr == 0.5 and c.dataset == "swissroll"
+
+
+def test_smoke_switch_shrinks_the_run():
+  c = _config("smoke=true")
+  assert c.steps <= 100 and c.model.energy_hidden == (32, 32)
+
+
+def test_parse_args_splits_flags_and_overrides():
+  path, overrides, options = cli.parse_args(
+      ["--config", "x.py", "--config.optimizer.lr=0.1", "--workdir=w", "--resume",
+       "--sweep", "seed=0:2", "--sweep=optimizer.name=gda,ogda", "--sequential",
+       "--no-progress"], DEFAULT)
+  assert path == "x.py" and overrides == [("optimizer.lr", "0.1")]
+  assert options == {"workdir": "w", "progress": False, "resume": True,
+                     "sweep": ["seed=0:2", "optimizer.name=gda,ogda"], "no_sweep": False,
+                     "sequential": True}
+
+
+def test_python_values_are_type_checked():
+  c = cli.resolve_config(DEFAULT, [("optimizer.lr", 0.5), ("seed", 3),
+                                      ("model.energy_hidden", [4, 4])])
+  assert c.optimizer.lr == 0.5 and c.seed == 3 and c.model.energy_hidden == (4, 4)
+  with pytest.raises(ConfigError, match="wrong type"):
+    cli.resolve_config(DEFAULT, [("optimizer.lr", "fast")])
+
+
+def test_runner_fields_have_defaults():
+  c = cli.resolve_config(DEFAULT, [("checkpoint_every", "50"), ("picture_every", "0")])
+  assert c.checkpoint_every == 50 and c.picture_every == 0
+  assert c.max_to_keep >= 1 and c.tensorboard_every >= 0
+
+
+# --- bad input through the command line (in-process: same code path as the CLI) --------------
+
+def _main(capsys, *args):
+  rc = cli.main(list(args), DEFAULT)
+  err = capsys.readouterr().err
+  return rc, err
+
+
+def _corrupt_workdir(tmp_path, kind):
+  workdir = tmp_path / "corrupt"
+  (workdir / "checkpoints").mkdir(parents=True)
+  if kind == "garbage":  # a step folder holding something else
+    (workdir / "checkpoints" / "40").mkdir()
+    (workdir / "checkpoints" / "40" / "default").write_text("not a checkpoint")
+  elif kind == "file":
+    os.rmdir(workdir / "checkpoints")
+    (workdir / "checkpoints").write_text("oops")
+  return str(workdir)
+
+
+TINY = ["--config.steps=20", "--config.steps_per_dispatch=10", "--config.batch_size=8",
+        "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
+        "--config.penalty.name=none", "--config.eval_samples=50", "--no-progress"]
+
+BAD_INPUTS = [
+    (["--config.batchsize=3"], ["batchsize", "batch_size"]),                  # unknown key
+    (["--config.optimizer.nam=ogda"], ["optimizer.nam"]),                     # unknown nested key
+    (["--config.batch_size=abc"], ["integer"]),                               # wrong type
+    (["--config.optimizer.lr=fast"], ["number"]),                             # wrong type
+    (["--config.smoke=maybe"], ["true or false"]),                            # wrong type
+    (["--config.model=3"], ["group"]),                                        # group, not value
+    (["--config.seed.x=1"], ["seed", "not a group"]),                         # value, not group
+    (["--config.model.energy_hidden=abc"], ["energy_hidden", "tuple"]),       # wrong type
+    (["--config.optimizer.lr=0"], ["optimizer.lr=0.0", "positive"]),         # zero lr
+    (["--config.game=vae"], ["game='vae'", "ebm", "gan"]),                    # unknown game
+    (["--config.game=gan", "--config.gan_loss=kl"], ["gan_loss='kl'", "hinge", "wasserstein"]),
+    (["--config.penalty.name=r3"], ["penalty.name='r3'", "r1", "wgan_gp"]),
+    (["--config.penalty.weight=-1.0"], ["penalty.weight=-1.0", "positive"]),
+    (["--config.model.energy_activation=sigmoidal"], ["model.energy_activation='sigmoidal'",
+                                                       "relu"]),
+    (["--config.model.energy_hidden=(8, -1)"], ["model.energy_hidden", "positive integers"]),
+    (["--config.model.latent_dim=0"], ["model.latent_dim=0"]),
+    (["--config.critic_steps=0"], ["critic_steps=0"]),
+    (["--config.seed=-1"], ["seed=-1"]),
+    (["--config.entropy.knn.k=0", "--config.entropy.name=knn"], ["entropy.knn.k=0", "positive"]),
+    (["--config.entropy.noisy.posterior=gibbs", "--config.entropy.name=noisy"],
+     ["entropy.noisy.posterior='gibbs'", "importance, mala"]),
+    (["--config.entropy.name=flow"], ["entropy.name='flow'", "invertible", "model.generator"]),
+    (["--config.dataset=mnist2"], ["dataset='mnist2'", "25gaussians"]),      # unknown name
+    (["--config.optimizer.name=adamw"], ["optimizer.name='adamw'", "ogda"]),  # unknown name
+    (["--config.scheme=leapfrog"], ["scheme='leapfrog'", "extragradient"]),   # unknown name
+    (["--config.entropy.name=magic"], ["entropy.name='magic'"]),              # unknown name
+    (["--config.program=nothing"], ["program='nothing'", "toy_games"]),       # unknown program
+    (["--config.optimizer.lr=-1e-3"], ["optimizer.lr=-0.001", "positive"]),  # negative lr
+    (["--config.batch_size=0"], ["batch_size=0", "positive integer"]),       # zero batch
+    (["--config.steps=-5"], ["steps=-5"]),                                    # negative steps
+    (["--config.checkpoint_every=0"], ["checkpoint_every=0"]),               # runner field
+    (["--config.max_to_keep=-1"], ["max_to_keep=-1"]),                        # runner field
+    (["--config.picture_every=-2"], ["picture_every=-2", ">= 0"]),            # runner field
+    (["--config", "nowhere.py"], ["no such config file"]),                    # missing file
+    (["--bogus"], ["unknown argument", "usage"]),                             # unknown flag
+    (["--workdir"], ["--workdir needs a value"]),                             # missing value
+    (["--workdir="], ["non-empty"]),                                          # empty value
+    (["--workdir=/proc/forbidden/run"], ["not a writable folder"]),           # unwritable
+    (["--sweep", "seed"], ["not a sweep axis"]),                              # bad sweep axis
+    (["--sweep", "seed=3:1"], ["empty"]),                                     # empty range
+    (["--sweep", "optimizer.lr=1e-3,-1e-3"], ["sweep member 1", "optimizer.lr=-0.001"]),
+    (["--sweep", "optimizer.lrr=1e-3"], ["sweep member 0", "optimizer.lrr", "optimizer.lr"]),
+    (["--sweep", "seed=0,1", "--no-sweep"], ["contradict"]),
+    (["--sweep", "seed=1,1"], ["members 0 and 1 are the same run"]),         # duplicate member
+    (["--config", "{swept}", "--sweep", "seed=5"], ["sets 'seed'", "--no-sweep"]),
+    (["--resume", "--workdir", "{tmp}/empty"], ["no checkpoint to resume"]),  # nothing there
+    (["--workdir", "{tmp}/a_file"], ["is a file"]),                           # workdir is a file
+    (["--config", "{tmp}/broken.py"], ["could not be loaded", "SyntaxError"]),  # broken config
+    (["--config", "{tmp}/noget.py"], ["defines no get_config"]),             # no get_config
+    (["--workdir", "{corrupt:file}"] + TINY, ["checkpoint folder", "is a file"]),
+    (["--workdir", "{corrupt:garbage}"] + TINY, ["checkpoint folder", "cannot be used"]),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_paragraph(tmp_path, capsys, args, words):
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "a_file").write_text("x")
+  (tmp_path / "broken.py").write_text("def get_config(:\n")
+  (tmp_path / "noget.py").write_text("X = 1\n")
+  (tmp_path / "swept.py").write_text(
+      "from experiments.configs.optimizer_sweep import get_config, finalize, sweep\n")
+  args = [a.replace("{tmp}", str(tmp_path)).replace("{swept}", str(tmp_path / "swept.py"))
+          for a in args]
+  args = [_corrupt_workdir(tmp_path, a[len("{corrupt:"):-1]) if a.startswith("{corrupt:") else a
+          for a in args]
+  rc, err = _main(capsys, *args)
+  assert rc == cli.EXIT_USER_ERROR, err
+  assert err.startswith("error: ") and err.count("\n") == 1, err  # one paragraph
+  assert "Traceback" not in err
+  for w in words:
+    assert w in err, err
+
+
+def _run(*args, cwd=ROOT, timeout=240):
+  return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_process_exits_2_with_one_paragraph():
+  r = _run("--config.smoke=true", "--config.batch_size=0")
+  assert r.returncode == 2, r.stderr
+  assert r.stderr == "error: batch_size=0 is not allowed; expected a positive integer.\n"
+
+
+def test_smoke_run_writes_the_run_folder(tmp_path):
+  workdir = str(tmp_path / "run")
+  r = _run("--config.smoke=true", "--workdir", workdir, "--no-progress")
+  assert r.returncode == 0, r.stderr
+  for name in ("config.json", "metrics.jsonl", "samples.png", "curves.png", "summary.json"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == list(range(1, 101))  # smoke: 100 steps, log_every=1
+  assert {"l1", "l3", "entropy", "loss_energy", "loss_generator", "grad_norm/energy",
+          "diverged"} <= set(rows[0])
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary["status"] == "ok" and summary["steps_done"] == 100
+  assert summary["num_modes"] == 25 and 0 <= summary["high_quality"] <= 1
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  assert config["smoke"] is True and config["steps"] == 100
+  assert "modes_covered" in r.stdout  # the printed summary table
+
+
+def test_diverging_run_is_a_result_not_a_crash(tmp_path):
+  workdir = str(tmp_path / "run")
+  r = _run("--config.smoke=true", "--config.optimizer.name=gda", "--config.optimizer.lr=1e4",
+           "--workdir", workdir, "--no-progress")
+  assert r.returncode == cli.EXIT_DIVERGED, r.stderr
+  assert "Traceback" not in r.stderr
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary["status"] == "diverged" and summary["diverged_at"] >= 1
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert rows[-1]["diverged"] and rows[-1]["step"] == summary["diverged_at"]
