@@ -1,9 +1,12 @@
-"""Test setup: float32 CPU, and 4 fake CPU devices for the data-parallel tests.
+"""Test setup: the CPU backend with 4 fake devices, for the data-parallel tests.
 
-XLA_FLAGS must be set before jax is first imported, so it is set here.
+Both must be fixed before jax initialises a backend, hence here, before any test module runs.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import chex  # noqa: E402  pylint: disable=g-import-not-at-top
+
+chex.set_n_cpu_devices(4)

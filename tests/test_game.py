@@ -1,5 +1,6 @@
 """One jax.grad gives every player's own gradient (docs/theory.md §3, §8)."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,8 +16,7 @@ def _ebm_game(entropy_estimator):
 def _assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
   # float32: the fused one-grad program and the hand-written grads sum the
   # same O(1) terms in a different order; differences of ~1e-6 are rounding.
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+  chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 def test_ebm_directions_equal_separate_per_player_gradients():
@@ -127,3 +127,15 @@ def test_train_step_is_deterministic_and_moves_each_player_along_its_direction()
   assert int(new.step) == 1
   for name in ("l1", "l3", "entropy", "grad_norm/energy", "update_norm/generator"):
     assert np.isfinite(metrics[name])
+
+
+def test_the_training_chunk_compiles_once():
+  """A jitted ``make_chunk`` is traced once, however many chunks run (no retrace per call)."""
+  g = _ebm_game(entropy.KNN())
+  sample = lambda key, n: jax.random.normal(key, (n, 2))
+  state = train.init_state(g, optim.ogda(1e-3), jax.random.PRNGKey(1), sample(jax.random.PRNGKey(0), 16))
+  chunk = train.make_chunk(train.make_train_step(g, optim.ogda(1e-3)), 3, sample, 16)
+  chunk = jax.jit(chex.assert_max_traces(chunk, n=1))
+  for _ in range(3):
+    state, metrics = chunk(state)
+  assert int(state.step) == 9 and metrics["l3"].shape == (3,)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -123,8 +124,7 @@ class CouplingFlow(nn.Module):
     self.b = self.param("b", nn.initializers.zeros, (self.data_dim,))
 
   def _check(self, z):
-    if z.ndim != 2 or z.shape[-1] != self.data_dim:
-      raise ValueError(f"expected [B, {self.data_dim}], got {z.shape}")
+    chex.assert_shape(z, (None, self.data_dim))
 
   def forward_and_log_det(self, z):
     """(x, log |det ∂x/∂z|[B]) for latents z[B, d]."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,9 @@ class MLPEnergy(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return MLP(self.hidden, 1, self.activation)(x)[:, 0]
+    u = MLP(self.hidden, 1, self.activation)(x)[:, 0]
+    chex.assert_shape(u, x.shape[:1])
+    return u
 
 
 class MLPGenerator(nn.Module):
@@ -56,6 +59,5 @@ class MLPGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    if z.shape[-1] != self.latent_dim:
-      raise ValueError(f"latents have {z.shape[-1]} dims, the generator expects {self.latent_dim}")
+    chex.assert_shape(z, (None, self.latent_dim))
     return MLP(self.hidden, self.data_dim, self.activation)(z)
