@@ -99,25 +99,43 @@ def _cosine(u, v):
   return float(u @ v / jnp.linalg.norm(u) / jnp.linalg.norm(v))
 
 
+def _norm_ratio(estimate, truth):
+  """‖∇̂‖ / ‖∇H‖: the magnitude the cosine does not see."""
+  return float(jnp.linalg.norm(jnp.ravel(estimate)) / jnp.linalg.norm(jnp.ravel(truth)))
+
+
+# How the Monte Carlo bounds below were set. Each stochastic test was rerun at its own
+# seeds and at four others (fit seeds 2–5, batch seeds 300–900; kNN: keys 1–4), CPU
+# float32, jax 0.10.2. A lower bound on a cosine allows 2× the largest 1 − cos seen; an
+# error bound 2× the largest |error|; a norm-ratio band is mean ± 2× the largest
+# deviation from the mean over the five runs.
+
+
 # ---------------------------------------------------------------- exact (flow)
 
 @pytest.mark.parametrize("d", [2, 8])
 def test_flow_estimator_is_exact_for_the_affine_generator(d):
-  """Ĥ = ½ d log 2πe + log|det A| has no Monte Carlo part: float32 rounding only (1e-4)."""
+  """Ĥ = ½ d log 2πe + log|det A| has no Monte Carlo part: float32 rounding only.
+
+  Measured: Ĥ exact to the last bit (0.0), ∇_A within 6e-8, ∇_b = 0 exactly; bounds 2e-6
+  on Ĥ (two ulps of Ĥ ≈ 14.6 in d = 8) and 2e-7 on the gradients."""
   gen, gen_vars = _linear_gaussian(d)
   est = entropy.Flow()
   h, grad = _estimate(est, gen, _init(est, gen, gen_vars), jax.random.PRNGKey(0), 16)
   a = gen_vars["params"]["A"]
-  np.testing.assert_allclose(h, true_entropy(a), atol=1e-4)
+  np.testing.assert_allclose(h, true_entropy(a), atol=2e-6)
   # ∇_A ½ log det(AAᵀ) = A⁻ᵀ (= C⁻¹A at σ = 0); ∇_b H = 0.
-  np.testing.assert_allclose(grad["params"]["A"], jnp.linalg.inv(a).T, atol=1e-4)
-  np.testing.assert_allclose(grad["params"]["b"], 0.0, atol=1e-6)
+  np.testing.assert_allclose(grad["params"]["A"], jnp.linalg.inv(a).T, atol=2e-7)
+  np.testing.assert_allclose(grad["params"]["b"], 0.0, atol=2e-7)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 8])
 def test_coupling_flow_at_init_is_the_gaussian_n_b_wwt(d):
-  """Couplings start as the identity, so x = W z + b: log q equals N(x; b, WWᵀ) to 1e-4 and
-  the flow estimator gives ½ log det(2πe WWᵀ) exactly (log-det constant in z)."""
+  """Couplings start as the identity, so x = W z + b: log q equals N(x; b, WWᵀ) and the flow
+  estimator gives ½ log det(2πe WWᵀ) exactly (log-det constant in z).
+
+  Measured over d = 1, 2, 3, 8: log q within 1.9e-6, log_prob(x) within 3.8e-6 (d = 8),
+  Ĥ within 9.5e-7: bounds 8e-6 and 2e-6."""
   flow = flows.CouplingFlow(d, num_layers=3, hidden=(16,))
   z = jax.random.normal(jax.random.PRNGKey(0), (64, d))
   variables = flow.init(jax.random.PRNGKey(1), z)
@@ -129,17 +147,19 @@ def test_coupling_flow_at_init_is_the_gaussian_n_b_wwt(d):
   r = x - b
   log_n = (-0.5 * jnp.sum(r * jnp.linalg.solve(cov, r.T).T, -1)
            - 0.5 * jnp.linalg.slogdet(2 * math.pi * cov)[1])
-  np.testing.assert_allclose(log_q, log_n, atol=1e-4)
-  np.testing.assert_allclose(flow.apply(variables, x, method="log_prob"), log_n, atol=1e-4)
+  np.testing.assert_allclose(log_q, log_n, atol=8e-6)
+  np.testing.assert_allclose(flow.apply(variables, x, method="log_prob"), log_n, atol=8e-6)
   h = entropy.Flow().entropy(flow, {"generator": variables}, z, x, None)[0]
-  np.testing.assert_allclose(h, true_entropy(w), atol=1e-4)
+  np.testing.assert_allclose(h, true_entropy(w), atol=2e-6)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
 def test_coupling_flow_log_det_matches_the_jacobian(d):
   """With random (non-zero) couplings: log|det ∂x/∂z| = slogdet(jacfwd) and the inverse inverts.
 
-  float32 on O(1) quantities: 1e-4 relative on log-dets, 1e-3 absolute on the round trip.
+  Measured over d = 1, 2, 3, 5, 8 (|log det| ≤ 3.2): log-det vs slogdet(jacfwd) within
+  7.2e-7, round trip within 6.0e-7, inverse log-det + forward log-det within 7.2e-7:
+  bounds 1.5e-6, 1.2e-6, 1.5e-6 (absolute).
   """
   flow = flows.CouplingFlow(d, num_layers=4, hidden=(16, 16))
   z = jax.random.normal(jax.random.PRNGKey(0), (16, d))
@@ -150,10 +170,10 @@ def test_coupling_flow_log_det_matches_the_jacobian(d):
                                         for p, k in zip(leaves, keys)])
   x, log_det = flow.apply(variables, z, method="forward_and_log_det")
   jac = jax.vmap(jax.jacfwd(lambda zi: flow.apply(variables, zi[None])[0]))(z)
-  np.testing.assert_allclose(log_det, jnp.linalg.slogdet(jac)[1], rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(log_det, jnp.linalg.slogdet(jac)[1], rtol=0, atol=1.5e-6)
   z_back, inv_log_det = flow.apply(variables, x, method="inverse")
-  np.testing.assert_allclose(z_back, z, atol=1e-3)
-  np.testing.assert_allclose(inv_log_det, -log_det, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(z_back, z, rtol=0, atol=1.2e-6)
+  np.testing.assert_allclose(inv_log_det, -log_det, rtol=0, atol=1.5e-6)
   assert flow.latent_dim == d
 
 
@@ -168,16 +188,21 @@ def test_flow_estimator_refuses_a_non_invertible_generator():
 
 @pytest.mark.parametrize("d", [2, 8])
 def test_knn_estimate_and_gradient(d):
-  """Kozachenko–Leonenko at N = 4096: within 5% of H (over four seeds the error was
-  ≤ 0.5% in d = 2 and ≤ 0.6% in d = 8). Its gradient through the samples points along
-  C⁻¹A = A⁻ᵀ: cos > 0.9 (measured ≥ 0.9995 in d = 2, 0.997 in d = 8)."""
+  """Kozachenko–Leonenko at N = 4096 against H and ∇_A H = C⁻¹A = A⁻ᵀ.
+
+  Measured over keys 0–4 (the test's is 0): |Ĥ/H − 1| ≤ 0.66% (d = 2; 0.04% at key 0)
+  and ≤ 0.62% (d = 8; 0.40%): bound 1.3%. 1 − cos ≤ 5.1e-4 (d = 2) and ≤ 3.1e-3 (d = 8):
+  bounds 1e-3 and 6.2e-3. ‖∇̂‖/‖∇H‖ in 0.999–1.010 (d = 2; mean 1.003) and 0.960–0.969
+  (d = 8, 4% short; mean 0.964): bands [0.989, 1.017] and [0.952, 0.975]."""
   gen, gen_vars = _linear_gaussian(d)
   est = entropy.KNN()
   h, grad = _estimate(est, gen, _init(est, gen, gen_vars), jax.random.PRNGKey(0), 4096)
   a = gen_vars["params"]["A"]
   truth = true_entropy(a)
-  assert abs(float(h - truth)) < 0.05 * float(truth), (h, truth)
-  assert _cosine(grad["params"]["A"], jnp.linalg.inv(a).T) > 0.9
+  assert abs(float(h - truth)) < 0.013 * float(truth), (h, truth)
+  assert _cosine(grad["params"]["A"], jnp.linalg.inv(a).T) > {2: 1 - 1e-3, 8: 1 - 6.2e-3}[d]
+  lo, hi = {2: (0.989, 1.017), 8: (0.952, 0.975)}[d]
+  assert lo < _norm_ratio(grad["params"]["A"], jnp.linalg.inv(a).T) < hi
 
 
 # ---------------------------------------------------------------- noisy generator
@@ -187,12 +212,16 @@ def test_noisy_learned_proposal_gradient_and_value(d):
   """x = Az + b + σε, σ = 0.2, importance sampling with the learned proposal.
 
   After fitting r_φ(z|x) (300 Adam steps), the averaged gradient over 4 × 1024
-  samples points along C⁻¹A: cos > 0.9 (measured 0.999 in d = 2, 0.99 in d = 8;
-  with the exact score the Monte Carlo floor at this sample size is 0.999; the
-  defensive z_0 in the normaliser shrinks the norm to 0.83–0.9 of the truth
-  but not the direction). Its value, −mean log q̂ over K + 1 = 17 candidates,
-  is off by the Jensen gap of the self-normalised weights plus ~0.03 nats of
-  sampling error: within 0.2 nats (measured ≤ 0.09).
+  samples points along C⁻¹A (with the exact score the Monte Carlo floor at this sample
+  size is cos 0.999). Measured over five fit/batch seeds (the test's: 1/100):
+  1 − cos ≤ 9.0e-3 in d = 2 (3.6e-4 at the test's seeds), ≤ 1.9e-2 in d = 8 (1.1e-2):
+  bounds 0.018 and 0.037. The defensive z_0 in the normaliser shrinks the norm, not
+  the direction: ‖∇̂‖/‖∇H‖ = 0.896–0.983 in d = 2 (mean 0.945; 0.896 at the test's
+  seeds) and 0.793–0.833 in d = 8 (mean 0.821; 0.833): bands [0.846, 1.044] and
+  [0.765, 0.877]. Its value, −mean log q̂ over K + 1 = 17 candidates, is off by the
+  Jensen gap of the self-normalised weights plus sampling error: |Ĥ − H| ≤ 0.018 nats
+  in d = 2 (0.009 at the test's seeds): bound 0.04; in d = 8 Ĥ is 0.033–0.121 low
+  (0.083 at the test's seeds): bound 0.2 kept (2× the worst seed would loosen it).
   """
   sigma = 0.2
   gen, gen_vars = _linear_gaussian(d)
@@ -202,16 +231,22 @@ def test_noisy_learned_proposal_gradient_and_value(d):
   h, grad = _mean_estimate(est, gen, params, n=1024, repeats=4)
   a = gen_vars["params"]["A"]
   c = a @ a.T + sigma ** 2 * jnp.eye(d)
-  assert _cosine(grad["params"]["A"], jnp.linalg.solve(c, a)) > 0.9
-  assert abs(float(h - true_entropy(a, sigma))) < 0.2, (h, true_entropy(a, sigma))
+  assert _cosine(grad["params"]["A"], jnp.linalg.solve(c, a)) > {2: 1 - 0.018, 8: 1 - 0.037}[d]
+  lo, hi = {2: (0.846, 1.044), 8: (0.765, 0.877)}[d]
+  assert lo < _norm_ratio(grad["params"]["A"], jnp.linalg.solve(c, a)) < hi
+  assert abs(float(h - true_entropy(a, sigma))) < {2: 0.04, 8: 0.2}[d], (h, true_entropy(a, sigma))
 
 
 @pytest.mark.parametrize("posterior,proposal", [("mala", "learned"), ("importance", "local")])
 def test_noisy_samplers_without_a_learned_part(posterior, proposal):
   """MALA (10 steps) and the local Gaussian proposal need no fitting. Their posterior
-  samples stay correlated with the latent that made x, which shrinks the gradient
-  (norm ratio 0.74–0.83), but in d = 2, σ = 0.2 the direction holds: cos > 0.9
-  (measured ≥ 0.98)."""
+  samples stay correlated with the latent that made x, which shrinks the gradient but,
+  in d = 2, σ = 0.2, not its direction.
+
+  Measured over batch seeds 100 (the test's), 300, 500, 700, 900: MALA 1 − cos ≤ 0.013
+  (0.006 at 100), ‖∇̂‖/‖∇H‖ 0.832–0.883 (mean 0.859); local proposal 1 − cos ≤ 0.0144
+  (at 100), ratio 0.734–0.801 (mean 0.759). Bounds: cos > 0.974 and > 0.971; ratio
+  bands [0.804, 0.913] and [0.676, 0.842]."""
   sigma = 0.2
   gen, gen_vars = _linear_gaussian(2)
   est = entropy.NoisyGenerator(sigma=sigma, posterior=posterior, proposal=proposal)
@@ -219,14 +254,22 @@ def test_noisy_samplers_without_a_learned_part(posterior, proposal):
   _, grad = _mean_estimate(est, gen, _init(est, gen, gen_vars), n=1024, repeats=4)
   a = gen_vars["params"]["A"]
   c = a @ a.T + sigma ** 2 * jnp.eye(2)
-  assert _cosine(grad["params"]["A"], jnp.linalg.solve(c, a)) > 0.9
+  truth = jnp.linalg.solve(c, a)
+  cos_min, (lo, hi) = {"mala": (0.974, (0.804, 0.913)),
+                       "importance": (0.971, (0.676, 0.842))}[posterior]
+  assert _cosine(grad["params"]["A"], truth) > cos_min
+  assert lo < _norm_ratio(grad["params"]["A"], truth) < hi
 
 
 def test_noisy_learned_sigma_gets_the_entropy_gradient():
   """With learn_sigma, log σ is a generator leaf and ∂Ĥ/∂log σ ≈ σ² tr C⁻¹ (d = 8).
 
-  Measured 4% low (the 1 − w̄_0 shrinkage of the score, ≈ 0.9 here, plus Monte
-  Carlo error at 4 × 1024 samples); bound 15%."""
+  Measured 3.1% low at the test's seeds (fit 1, batches 100). That is a lucky draw:
+  over fit seeds {1, 3, 4, 6, 7} × batch seeds {100, 300, 500, 700} the error ranged
+  from +2.0% to −18.5% (mean −9%; the 1 − w̄_0 shrinkage of the score plus Monte Carlo
+  error at 4 × 1024 samples, which alone spreads it by ±7% for one fitted proposal), and
+  4 of the 20 runs fall outside ±15%. The bound stays 15% (tightening it to 2× the
+  test's 3.1% would pin one random stream, not the estimator)."""
   sigma, d = 0.2, 8
   gen, gen_vars = _linear_gaussian(d)
   est = entropy.NoisyGenerator(sigma=sigma, learn_sigma=True)
@@ -244,7 +287,13 @@ def test_noisy_learned_sigma_gets_the_entropy_gradient():
 @pytest.mark.parametrize("d,sigma", [(2, 0.5), (8, 1.0)])
 def test_mi_gradient_after_fitting_the_statistics_network(d, sigma):
   """The JSD bound's generator gradient, T fitted (300 Adam steps), points along
-  ∇_A I = C⁻¹A = ∇_A H: cos > 0.8 (measured 0.99 in d = 2, 0.975 in d = 8).
+  ∇_A I = C⁻¹A = ∇_A H but is much shorter than it.
+
+  Measured over five fit/batch seeds (the test's: 1/100): 1 − cos ≤ 0.015 in d = 2
+  (0.0012 at the test's seeds) and ≤ 0.027 in d = 8 (0.026): bounds cos > 0.971 and
+  > 0.946. ‖∇̂‖/‖∇H‖ = 0.252–0.309 in d = 2 (mean 0.275; 0.280 at the test's seeds)
+  and 0.147–0.178 in d = 8 (mean 0.158; 0.163): bands [0.209, 0.342] and
+  [0.118, 0.198] — the README's "0.16–0.28 of ∇H" are the test's seeds.
 
   σ keeps I(x; z) at 2.0 nats (d = 2) and 3.2 nats (d = 8): the JSD saturates at
   log 2 when I ≫ 1 and its gradient then turns away from ∇I (cos 0.75 at
@@ -257,7 +306,9 @@ def test_mi_gradient_after_fitting_the_statistics_network(d, sigma):
   _, grad = _mean_estimate(est, gen, params, n=1024, repeats=4)
   a = gen_vars["params"]["A"]
   c = a @ a.T + sigma ** 2 * jnp.eye(d)
-  assert _cosine(grad["params"]["A"], jnp.linalg.solve(c, a)) > 0.8
+  assert _cosine(grad["params"]["A"], jnp.linalg.solve(c, a)) > {2: 0.971, 8: 0.946}[d]
+  lo, hi = {2: (0.209, 0.342), 8: (0.118, 0.198)}[d]
+  assert lo < _norm_ratio(grad["params"]["A"], jnp.linalg.solve(c, a)) < hi
 
   h_before = true_entropy(a, sigma)
   for i in range(2):
@@ -267,13 +318,17 @@ def test_mi_gradient_after_fitting_the_statistics_network(d, sigma):
                             lr=3e-3, seed=10 + i)
     _, grad = _mean_estimate(est, gen, params, n=1024, repeats=2, seed=200 + 10 * i)
   h_after = true_entropy(gen_vars["params"]["A"], sigma)
-  # Two steps of norm 0.05 along a direction with cos > 0.8 to ∇H (|∇H| ≈ 1).
-  assert float(h_after - h_before) > 0.05, (h_before, h_after)
+  # Two steps of norm 0.05 along the estimate raise H by ≈ 0.1·‖∇H‖·cos to first order:
+  # measured 0.964–0.976 of 0.1·‖∇H‖ (‖∇H‖ = 0.985 in d = 2, 1.334 in d = 8) over fit
+  # seeds 1–3; bound 2× that shortfall: > 0.93.
+  gain = 0.1 * float(jnp.linalg.norm(jnp.linalg.solve(c, a)))
+  assert float(h_after - h_before) > 0.93 * gain, (h_before, h_after, gain)
 
 
 def test_mi_bounds_are_exact_for_the_optimal_statistic():
   """With T = log p(x,z)/(p(x)p(z)) in closed form: I_DV → I(x; z), I_JSD < 0 = its
-  maximum; 10⁵ samples give the DV value to ~0.02 nats (bound 0.05)."""
+  maximum. With 10⁵ samples the DV value was 0.031 nats off at the test's keys (0, 1)
+  and ≤ 0.008 at four other key pairs: bound 0.05 (1.6×; I = 2.05 nats)."""
   d, sigma = 2, 0.5
   gen, gen_vars = _linear_gaussian(d)
   a, b = gen_vars["params"]["A"], gen_vars["params"]["b"]
