@@ -20,7 +20,7 @@ Games: the bilinear f = xᵀAy (μ = ±iσ_k, σ_k the singular values of A) and
 quadratic f = ½p‖x‖² + a xᵀRy − ½q‖y‖² (R orthogonal; J = [[pI, aR], [−aRᵀ, qI]],
 μ = (p+q)/2 ± √(((p−q)/2)² − a²)).
 
-Each test asserts (a) the hand-written roots give toy_games.theoretical_rate
+Each test asserts (a) the hand-written roots give games.theory.theoretical_rate
 (float64 against float64: measured ≤ 1e-15; bound 1e-12, a few hundred ulps of
 the 4×4 eigenproblem) and (b) the per-step rate measured on a float32 run of the
 library's optimisers (vectorised.run_groups; a least-squares slope of log ‖e_t‖
@@ -31,8 +31,9 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_gan import toy_games as tg
-from ebm_gan import vectorised as vz
+from ebm_gan.games import theory
+from ebm_gan.games import toy as tg
+from ebm_gan.games import vectorised as vz
 
 FLOOR = 1e-15  # distances below this are left out of fits (float32, θ* = 0)
 
@@ -119,8 +120,8 @@ def test_bilinear_rates_are_roots_of_the_characteristic_polynomial(method, name)
   mus = _bilinear_eigenvalues(sigmas)
   closed = [_closed_rate(method, eta, mus) for eta in etas]
   for eta, rho in zip(etas, closed):
-    assert abs(rho - tg.theoretical_rate(game, optimizer, scheme, eta)) < 1e-12
-  if method == "gda":  # the closed form of MATH.md §7
+    assert abs(rho - theory.theoretical_rate(game, optimizer, scheme, eta)) < 1e-12
+  if method == "gda":  # the closed form of docs/theory.md (7.14)
     np.testing.assert_allclose(closed, np.sqrt(1 + np.square(etas) * max(sigmas) ** 2),
                                rtol=1e-14)
   res = _run(game, method, etas, 600 if method == "gda" else 1500)
@@ -143,8 +144,8 @@ def test_ogda_alpha_beta_rates_are_roots_of_the_characteristic_polynomial():
                             for al, be, first in cases], 1500)
   for (alpha, beta, _), res in zip(cases, results):
     rho = _closed_rate("ogda", eta, _bilinear_eigenvalues([1.0]), alpha=alpha, beta=beta)
-    theory = tg.theoretical_rate(game, "ogda", "simultaneous", eta, alpha=alpha, beta=beta)
-    assert abs(rho - theory) < 1e-12
+    library_rate = theory.theoretical_rate(game, "ogda", "simultaneous", eta, alpha=alpha, beta=beta)
+    assert abs(rho - library_rate) < 1e-12
     assert (rho > 1) == ((alpha, beta) == (1.0, 0.5))
     measured = _fitted_rate(res.distances[0])
     assert abs(np.log(measured) / np.log(rho) - 1) < 8e-7, (alpha, beta, measured, rho)
@@ -172,7 +173,7 @@ def test_alternating_gda_modulus_is_one_below_the_closed_form_threshold(critic):
     h2 = r * eta ** 2
     expected = 1.0 if ok else ((h2 - 2) + np.sqrt((h2 - 2) ** 2 - 4)) / 2
     assert abs(rho - expected) < 1e-12
-    assert abs(rho - tg.theoretical_rate(game, "gda", "alternating", eta, **critic)) < 1e-12
+    assert abs(rho - theory.theoretical_rate(game, "gda", "alternating", eta, **critic)) < 1e-12
   res = _run(game, "alternating_gda", etas, 1000, **critic)
   for i, (rho, ok) in enumerate(zip(closed, bounded)):
     measured = _fitted_rate(res.distances[i])
@@ -219,6 +220,6 @@ def test_quadratic_game_rates_are_roots_of_the_characteristic_polynomial(name):
   results = _run_all(game, [(m, [eta], {}) for m, _, _ in methods], 400)
   for (method, optimizer, scheme), res in zip(methods, results):
     rho = _closed_rate(method, eta, mus)
-    assert abs(rho - tg.theoretical_rate(game, optimizer, scheme, eta)) < 1e-12
+    assert abs(rho - theory.theoretical_rate(game, optimizer, scheme, eta)) < 1e-12
     measured = _fitted_rate(res.distances[0])
     assert abs(np.log(measured) / np.log(rho) - 1) < tol, (method, measured, rho)

@@ -97,7 +97,7 @@ def lse_np(u):
 
 
 def l3_written_out(m, f):
-  """L3 = Σ p V − Σ q_f V + Σ q_f log q_f (MATH 3.1), float64."""
+  """L3 = Σ p V − Σ q_f V + Σ q_f log q_f (docs/theory.md (3.1)), float64."""
   q, u = softmax_np(f), v_np(m)
   return P64 @ u - q @ u + q @ np.log(q)
 
@@ -170,7 +170,7 @@ def test_generator_gradient_of_l3_is_minus_that_of_l2(f):
 
 
 def test_joint_directions_on_the_finite_domain_are_the_closed_forms():
-  """The design card (MATH §3): one jax.grad over Σ_i ℓ_i(θ_i, sg θ_{−i}) with the energy
+  """docs/theory.md §8: one jax.grad over Σ_i ℓ_i(θ_i, sg θ_{−i}) with the energy
   minimising −L1 and the generator −L2 gives d_m = −(E_p∇V − E_q∇V) and d_f = −∇_f L2,
   by hand.
 
@@ -201,7 +201,7 @@ def test_generator_optimum_of_l3_is_q_m():
 
 @pytest.mark.parametrize("with_log_z", [False, True], ids=["log_z_dropped", "log_z_kept"])
 def test_l4_energy_gradient_is_the_closed_form_for_every_generator(with_log_z):
-  """(5.1): L4 = L1 + L2 = E_p[V] − E_{q_f}[log q_f] (log Z_m dropped, as MATH.md writes
+  """(5.1): L4 = L1 + L2 = E_p[V] − E_{q_f}[log q_f] (log Z_m dropped, as docs/theory.md (5.1) writes
   it): ∇_m L4 = E_p[∇_m V], by an exact hand sum, for two unrelated generators F1, F2.
   With log Z_m kept (``log_z`` passed), ∇_m L4 = E_p[∇V] − E_{q_m}[∇V], q_m = softmax V:
   the maximum-likelihood gradient, again with no f in it. ∇_f L4 = ∇_f H(q_f) by hand.
