@@ -1,4 +1,4 @@
-"""Games: every player's descent direction from ONE ``jax.grad``.
+"""Games: the gradient of every player's own loss from ONE ``jax.grad`` (docs/theory.md §8).
 
 Each player i minimises its own loss ℓ_i(θ_i, θ_{−i}). With sg the stop-gradient,
 
@@ -12,8 +12,8 @@ players share (stop_gradient is the identity on values), so the sum costs one
 forward of each network, not one per player.
 
 Sign convention: U is a log-unnormalised density (higher U = more probable), a
-maximising player's loss is its negated objective, and directions are descent
-directions, ready for optax.
+maximising player's loss is its negated objective, and a player's direction is
+the gradient of its own loss, ready for optax (which subtracts it).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ Params = dict[str, Any]
 
 def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Params,
                      has_aux: bool = False):
-  """Every player's descent direction in one ``jax.grad``.
+  """Every player's gradient of its own loss, in one ``jax.grad`` (docs/theory.md (8.1)).
 
   .. math::  d_i = ∇_{θ_i} ℓ_i(θ_i, θ_{−i})
              = [∇_θ Σ_j ℓ_j(θ_j, \\mathrm{sg}(θ_{−j}))]_i
@@ -48,8 +48,8 @@ def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Para
     has_aux: whether the losses return ``(value, aux)``.
 
   Returns:
-    ``(values, directions, aux)``: per-player loss values, per-player descent
-    directions (same structure as ``params``), per-player aux ({} without aux).
+    ``(values, directions, aux)``: per-player loss values, per-player
+    directions (gradients of their own losses) (same structure as ``params``), per-player aux ({} without aux).
 
   Note:
     Reverse mode only. ``stop_gradient`` also blocks forward-mode tangents, so
@@ -172,13 +172,13 @@ class EBMGame:
     return losses
 
   def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array):
-    """L3 and every player's descent direction, from one jitted ``jax.grad``.
+    """L3 and every player's direction, from one jitted ``jax.grad``.
 
     Returns:
       ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
       (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
       loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
-      player p's descent direction (−∇_m L1 for the energy, −∇_f L2 for the
+      the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
       generator).
     """
     return _value_and_directions(self, params, x_data, key)
@@ -258,7 +258,7 @@ class GANGame:
     return {"discriminator": disc_loss, "generator": gen_loss}
 
   def value_and_directions(self, params, x_data, key):
-    """Per-player losses (``loss_<player>``), metrics and descent directions, jitted."""
+    """Per-player losses (``loss_<player>``), metrics and directions, jitted."""
     return _value_and_directions(self, params, x_data, key)
 
   def summarise(self, value: dict) -> dict:

@@ -1,8 +1,8 @@
-"""Optimisers for games, written as optax transforms.
+"""Optimisers for games, written as optax transforms (docs/theory.md §7).
 
-Every transform here receives **descent** directions ``d_i`` (the gradient of
-player i's *own* loss; a maximising player's loss is its negated objective, so
-no sign is ever flipped by the user) and returns the update ``u_i`` that
+Every transform here receives directions ``d_i``, the gradient of player i's
+*own* loss (what optax expects; a maximising player's loss is its negated objective, so
+no sign is ever flipped by the user), and returns the update ``u_i`` that
 ``optax.apply_updates`` adds to the parameters: ``θ_i ← θ_i + u_i``.
 
 * :func:`gda`: ``u_t = -η d_t`` (gradient descent-ascent once every player

@@ -2,8 +2,8 @@
 
 A game is seen here only through its *directions function*
 ``directions_fn(params, key) -> (directions, aux)`` where ``params`` and
-``directions`` are dicts keyed by player and every direction is a **descent**
-direction of that player's own loss (see :func:`ebm_gan.game.joint_directions`).
+``directions`` are dicts keyed by player and every direction is the gradient
+of that player's own loss (see :func:`ebm_gan.game.joint_directions`).
 Each player has its own optax transform and state, so players can use
 different optimisers and learning rates (two-timescale updates).
 

@@ -1,6 +1,6 @@
 """Training state, the train step and many-steps-per-dispatch chunks.
 
-One step of a game: every player's descent direction from the game's single
+One step of a game: every player's direction from the game's single
 ``value_and_directions`` call, combined by an update scheme (simultaneous,
 alternating, extragradient; :mod:`ebm_gan.schemes`) with per-player optax
 transforms. The step is pure and carries no mapping code: with ``axis_name``
@@ -67,8 +67,8 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
                     axis_name: str | None = None) -> Callable[[TrainState, jax.Array], tuple]:
   """Returns a pure ``step(state, batch) -> (state, metrics)``.
 
-  Each player i moves along its own descent direction d_i (−∇_m L1 for the
-  energy, −∇_f L2 for the generator) through its optax transform T_i:
+  Each player i has the gradient d_i of its own loss (−∇_m L1 for the
+  energy, −∇_f L2 for the generator; docs/theory.md (3.7)–(3.8)) through its optax transform T_i:
   θ_i ← θ_i + T_i(d_i), combined across players by ``scheme``.
 
   Args:

@@ -56,7 +56,7 @@ class _Game:
 class LinearGame(_Game):
   r"""min_x max_y  f(x, y) = ½xᵀPx + xᵀAy − ½yᵀQy + bᵀx + cᵀy.
 
-  Player 'x' minimises f, player 'y' minimises −f, so the descent directions
+  Player 'x' minimises f, player 'y' minimises −f, so their directions
   are ``d_x = Px + Ay + b`` and ``d_y = Qy − Aᵀx − c`` and the Jacobian is
   ``J = [[P, A], [−Aᵀ, Q]]``. The equilibria solve ``∇f = 0``; when J is
   singular (bilinear game with a rank-deficient or rectangular A) they form an

@@ -15,6 +15,7 @@ import contextlib
 import re
 from typing import Generic, Iterator, Mapping, TypeVar
 
+from ebm_gan import errors
 from ebm_gan.errors import InvalidArgumentError
 
 T = TypeVar("T")
@@ -73,12 +74,9 @@ class Registry(Generic[T]):
 
 
 def check_positive(value, key: str, *, integer: bool = False):
-  """Raises ConfigError unless ``value`` is a positive (integer) number."""
-  kind = int if integer else (int, float)
-  if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-    what = "a positive integer" if integer else "a positive number"
-    raise ConfigError(f"{key}={value!r} is not allowed; expected {what}.")
-  return value
+  """``value`` if it is a positive (integer) number, else ConfigError naming ``key``."""
+  with reported_as(None):
+    return errors.check_positive(value, key, integer=integer)
 
 
 _NAMED_VALUE = re.compile(r"^[A-Za-z_][\w.\[\]]*=")
