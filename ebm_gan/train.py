@@ -126,19 +126,19 @@ def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Arr
     sampler: a jittable ``sampler(key, n) -> batch``; batches are then drawn
       inside the scan from ``data_key(state)``, so ``chunk(state)`` takes no data.
       Without a sampler, ``chunk(state, batches)`` scans over ``batches[num_steps, B, ...]``.
-    batch_size: n for the sampler (per device under pmap).
-    axis_name: under ``pmap``, the axis whose index is folded into the data key
-      so that every device draws its own batch.
+    batch_size: the batch of one step; under a device axis, of ONE device.
+    axis_name: under a device axis (``ebm_gan.parallel.data_parallel``), every
+      device draws the global batch of ``batch_size × devices`` samples from the
+      step's data key — the very batch a one-device run of the same global size
+      draws — and keeps its own slice of it, so the data does not depend on the
+      number of devices.
 
   Returns:
     ``chunk(state[, batches]) -> (state, metrics)`` with metrics stacked [num_steps].
   """
   if sampler is not None:
     def body(state, _):
-      key = data_key(state)
-      if axis_name is not None:
-        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
-      return step(state, sampler(key, batch_size))
+      return step(state, _batch(sampler, data_key(state), batch_size, axis_name))
 
     def chunk(state):
       return jax.lax.scan(body, state, None, length=num_steps)
@@ -146,3 +146,13 @@ def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Arr
     def chunk(state, batches):
       return jax.lax.scan(step, state, batches)
   return chunk
+
+
+def _batch(sampler, key, batch_size, axis_name):
+  """The step's batch: all of it, or under ``axis_name`` this device's slice of the global one."""
+  if axis_name is None:
+    return sampler(key, batch_size)
+  devices = jax.lax.axis_size(axis_name)
+  full = sampler(key, batch_size * devices)
+  start = jax.lax.axis_index(axis_name) * batch_size
+  return jax.lax.dynamic_slice_in_dim(full, start, batch_size)

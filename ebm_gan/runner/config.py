@@ -17,6 +17,7 @@ from ebm_gan import game as game_lib
 from ebm_gan import models
 from ebm_gan import objectives
 from ebm_gan import optim
+from ebm_gan import parallel
 from ebm_gan import schemes
 from ebm_gan.data import toy
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
@@ -63,11 +64,12 @@ OPTIONAL_EVERY = ("picture_every", "tensorboard_every")
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-  """What a config of the 'ebm_gan' program resolves to."""
+  """What a config of the 'ebm_gan' program resolves to (``devices``: how many it trains on)."""
   config: Any
   game: Any
   tx: Any
   dataset: Any
+  devices: int = 1
 
 
 def _check_widths(value, key):
@@ -164,7 +166,20 @@ def build(config) -> Experiment:
     check_positive(o.critic_lr, "optimizer.critic_lr")
   SCHEMES.get(config.scheme, key="scheme")
   tx = build_optimizer(config, game.players)
-  return Experiment(config, game, tx, dataset)
+  return Experiment(config, game, tx, dataset, devices=_devices(config))
+
+
+def _devices(config) -> int:
+  """``parallel.devices`` resolved (0: every local device), checked against the batch size."""
+  n = config.parallel.devices
+  if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    raise ConfigError(f"parallel.devices={n!r} is not allowed; expected an integer >= 0 "
+                      "(0: every local device).")
+  with reported_as("parallel"):
+    n = len(parallel.device_mesh(n or None).devices)
+  with reported_as(None):
+    parallel.check_divisible(config.batch_size, n)
+  return n
 
 
 def _check_invertible(generator) -> None:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ebm_gan import metrics as metrics_lib
+from ebm_gan import parallel
 from ebm_gan import train
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
@@ -117,22 +118,35 @@ def plot_curves(workdir: str) -> None:
 
 
 def _single(exp) -> loop.Trainable:
-  c, sample = exp.config, exp.dataset.sample
-  step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps)
+  """One run: on one device, or data-parallel over ``exp.devices`` (ebm_gan.parallel)."""
+  c, sample, n_dev = exp.config, exp.dataset.sample, exp.devices
+  axis = parallel.AXIS if n_dev > 1 else None
+  step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
+                               axis_name=axis)
+  mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
 
   def init():  # one compiled program, not op by op
-    return jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size)))(
+    state = jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size)))(
         jax.random.PRNGKey(c.seed))
+    return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
 
   def compile_chunk(n, state):
-    return jax.jit(train.make_chunk(step, n, sample, c.batch_size)).lower(state).compile()
+    chunk = train.make_chunk(step, n, sample, c.batch_size // n_dev, axis_name=axis)
+    if mesh is not None:  # every device draws its batch_size / devices samples
+      chunk = parallel.data_parallel(chunk, mesh)
+    return jax.jit(chunk).lower(state).compile()
 
   return loop.Trainable(init, compile_chunk)
 
 
 def _group(exps) -> loop.Trainable:
+  """K members vmapped; over several devices, members are spread on the mesh (K % devices
+  == 0) or, when they cannot be, every member is data-parallel."""
   base = exps[0]
-  c, game, sample = base.config, base.game, base.dataset.sample
+  c, game, sample, n_dev = base.config, base.game, base.dataset.sample, base.devices
+  spread = n_dev > 1 and len(exps) % n_dev == 0
+  axis = parallel.AXIS if n_dev > 1 and not spread else None
+  mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
   rates = {"lr": jnp.asarray([e.config.optimizer.lr for e in exps], jnp.float32),
            "critic_lr": jnp.asarray([e.config.optimizer.lr if e.config.optimizer.critic_lr is None
                                      else e.config.optimizer.critic_lr for e in exps],
@@ -145,18 +159,31 @@ def _group(exps) -> loop.Trainable:
   def init():
     tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
     keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
-    return jax.jit(jax.vmap(
+    states = jax.jit(jax.vmap(
         lambda k: train.init_state(game, tx, k, sample(k, c.batch_size))))(keys)
+    return states if mesh is None else jax.device_put(states, _group_sharding(mesh, spread))
 
   def compile_chunk(n, states):
     def chunk(state, h):
       step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
-                                   critic_steps=c.critic_steps)
-      return train.make_chunk(step, n, sample, c.batch_size)(state)
-    fn = jax.jit(jax.vmap(chunk)).lower(states, rates).compile()
+                                   critic_steps=c.critic_steps, axis_name=axis)
+      return train.make_chunk(step, n, sample, c.batch_size // (1 if spread else n_dev),
+                              axis_name=axis)(state)
+    members = jax.vmap(chunk)
+    if mesh is not None:
+      members = parallel.data_parallel(members, mesh, sharded_args=2 if spread else 0,
+                                       out_sharded=spread)
+    fn = jax.jit(members).lower(states, rates).compile()
     return lambda s: fn(s, rates)
 
   return loop.Trainable(init, compile_chunk, size=len(exps), mapped=True)
+
+
+def _group_sharding(mesh, spread: bool):
+  """Members split over the mesh (``spread``), or every member replicated on every device."""
+  if spread:
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.AXIS))
+  return parallel.replicated(mesh)
 
 
 def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict]:
