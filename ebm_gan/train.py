@@ -5,7 +5,7 @@ One step of a game: every player's direction from the game's single
 alternating, extragradient; :mod:`ebm_gan.schemes`) with per-player optax
 transforms. The step is pure and carries no mapping code: with ``axis_name``
 set it averages directions and metrics with ``lax.pmean`` so callers can
-``pmap`` it (:mod:`ebm_gan.parallel`).
+map it over devices (:mod:`ebm_gan.parallel`).
 
 Randomness is a function of (state.key, state.step) only, so a run resumed
 from a checkpoint replays exactly the same data and noise.
@@ -28,7 +28,7 @@ _STEP_STREAM, _DATA_STREAM = 0, 1
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a run needs to continue: a pytree, so it jits, pmaps and checkpoints.
+  """Everything a run needs to continue: a pytree, so it jits, maps over devices and checkpoints.
 
   Attributes:
     step: int32 scalar, the number of completed steps.
