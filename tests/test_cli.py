@@ -45,7 +45,7 @@ def test_parse_args_splits_flags_and_overrides():
   assert path == "x.py" and overrides == [("optimizer.lr", "0.1")]
   assert options == {"workdir": "w", "progress": False, "resume": True,
                      "sweep": ["seed=0:2", "optimizer.name=gda,ogda"], "no_sweep": False,
-                     "sequential": True}
+                     "sequential": True, "help": False, "dry_run": False}
 
 
 def test_python_values_are_type_checked():
