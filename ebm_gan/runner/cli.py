@@ -316,6 +316,7 @@ def main(argv: Sequence[str], default_config: str) -> int:
   workdir, options = plan["workdir"], plan["options"]
   try:
     if plan["sweep"] is None:
+      print(f"run folder: {workdir}", flush=True)
       summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
       print(tables.summary_table(record.flat_scalars(summary)))
       print(f"run folder: {workdir}")

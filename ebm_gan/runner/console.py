@@ -14,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from ebm_gan.runner import tables
 
@@ -25,7 +26,8 @@ RESULTS = ("modes_covered", "high_quality", "mode_kl", "l3", "steps_per_s", "wal
 def phase(text: str, enabled: bool = True) -> None:
   """Prints ``[  12.3 s] text`` (seconds since the launcher started), flushed."""
   if enabled:
-    print(f"[{time.perf_counter() - _START:7.1f} s] {text}", file=sys.stderr, flush=True)
+    # tqdm.write: above a live progress bar, which is redrawn below it.
+    tqdm.write(f"[{time.perf_counter() - _START:7.1f} s] {text}", file=sys.stderr)
 
 
 def _short(name: str) -> str:
