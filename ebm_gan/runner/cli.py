@@ -327,9 +327,9 @@ def main(argv: Sequence[str], default_config: str) -> int:
       rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
                                    progress=options["progress"],
                                    vectorise=not options["sequential"])
-      with open(os.path.join(workdir, "sweep.md")) as f:
-        print(f.read(), end="")
-      print(f"sweep folder: {workdir} (sweep.csv, sweep.md; one run folder per member)")
+      print(console.sweep_table(rows, members))
+      print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
+            "per member)")
       status = sweep_lib.exit_status(rows)
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
