@@ -33,7 +33,7 @@ def launch_commands(text: str) -> list[str]:
   out = []
   for line in text.splitlines():
     if LAUNCH in line:
-      command = re.split(r"&&|`|\|", line[line.index(LAUNCH):])[0].strip()
+      command = re.split(r"&&|`|\||\s#", line[line.index(LAUNCH):])[0].strip()
       if "..." not in command:  # not a usage template such as "--config ... --workdir ..."
         out.append(command)
   return out
