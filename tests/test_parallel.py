@@ -20,6 +20,7 @@ def _game():
                       entropy=entropy.KNN())
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_pmapped_step_applies_the_mean_of_per_device_directions():
   """θ' = θ − η·(1/4)Σ_i d_i, d_i the directions on shard i with key fold_in(key, i)."""
   g, tx, lr = _game(), optim.gda(0.1), 0.1
@@ -41,6 +42,7 @@ def test_pmapped_step_applies_the_mean_of_per_device_directions():
   np.testing.assert_allclose(metrics["l1"][0], metrics["l1"][-1])  # pmean-ed
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_pmapped_chunk_draws_a_different_batch_per_device():
   """A one-step pmapped chunk equals the mean direction over the per-device batches
   sampler(fold_in(data_key, i)): each device draws its own data."""

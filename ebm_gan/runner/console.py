@@ -52,6 +52,20 @@ def postfix(metrics: dict, alive=None) -> dict:
   return out
 
 
+def advance(bar, n: int, last: bool, losses: dict) -> None:
+  """Moves the tqdm ``bar`` on by ``n`` steps showing ``losses``; closes it after the ``last``.
+
+  The losses are set before the move, and the last move is drawn by ``close()`` alone,
+  so that the bar's final line is printed once, with the final losses.
+  """
+  bar.set_postfix(losses, refresh=False)
+  if last:
+    bar.n += n
+    bar.close()
+  else:
+    bar.update(n)
+
+
 def sweep_table(rows: list[dict], members) -> str:
   """The console's sweep table: member, the swept keys whose values vary, status, results."""
   swept = []

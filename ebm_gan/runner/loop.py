@@ -129,13 +129,8 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
         break  # keep `states`: every member's last parameters before this chunk
       states = trainable.keep_alive(diverged_at < 0, new_states, states)
       done += n
-      bar.set_postfix(console.postfix(metrics, diverged_at < 0 if trainable.mapped else None),
-                      refresh=False)  # before update: the last refresh shows the last losses
-      if done < config.steps:
-        bar.update(n)
-      else:  # the bar's last line is printed once, by close(), as soon as training ends
-        bar.n = done
-        bar.close()
+      console.advance(bar, n, done == config.steps,
+                      console.postfix(metrics, diverged_at < 0 if trainable.mapped else None))
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
         ckpt.save(done, {"state": states, "diverged_at": jnp.asarray(diverged_at)})
