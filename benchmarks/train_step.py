@@ -9,7 +9,7 @@ penalty, OGDA) on 25-gaussians. Measured on one process, same shapes:
 
 Prints compile time, steady steps/s and the ratio library/hand-written.
 
-  python benchmarks/train_step.py [--hidden 256] [--batch 256] [--steps 2000]
+  python benchmarks/train_step.py [--hidden 256] [--batch 256] [--chunk 200] [--repeats 5]
 """
 
 import argparse

@@ -45,7 +45,7 @@ def test_parse_args_splits_flags_and_overrides():
   assert path == "x.py" and overrides == [("optimizer.lr", "0.1")]
   assert options == {"workdir": "w", "progress": False, "resume": True,
                      "sweep": ["seed=0:2", "optimizer.name=gda,ogda"], "no_sweep": False,
-                     "sequential": True}
+                     "sequential": True, "help": False, "dry_run": False}
 
 
 def test_python_values_are_type_checked():
@@ -173,6 +173,7 @@ def test_the_process_exits_2_with_one_paragraph():
   assert r.stderr == "error: batch_size=0 is not allowed; expected a positive integer.\n"
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_smoke_run_writes_the_run_folder(tmp_path):
   workdir = str(tmp_path / "run")
   r = _run("--config.smoke=true", "--workdir", workdir, "--no-progress")
@@ -191,6 +192,7 @@ def test_smoke_run_writes_the_run_folder(tmp_path):
   assert "modes_covered" in r.stdout  # the printed summary table
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_diverging_run_is_a_result_not_a_crash(tmp_path):
   workdir = str(tmp_path / "run")
   r = _run("--config.smoke=true", "--config.optimizer.name=gda", "--config.optimizer.lr=1e4",

@@ -153,6 +153,7 @@ def test_coupling_flow_at_init_is_the_gaussian_n_b_wwt(d):
   np.testing.assert_allclose(h, true_entropy(w), atol=2e-6)
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
 def test_coupling_flow_log_det_matches_the_jacobian(d):
   """With random (non-zero) couplings: log|det ∂x/∂z| = slogdet(jacfwd) and the inverse inverts.
@@ -207,6 +208,7 @@ def test_knn_estimate_and_gradient(d):
 
 # ---------------------------------------------------------------- noisy generator
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 @pytest.mark.parametrize("d", [2, 8])
 def test_noisy_learned_proposal_gradient_and_value(d):
   """x = Az + b + σε, σ = 0.2, importance sampling with the learned proposal.
@@ -261,6 +263,7 @@ def test_noisy_samplers_without_a_learned_part(posterior, proposal):
   assert lo < _norm_ratio(grad["params"]["A"], truth) < hi
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_noisy_learned_sigma_gets_the_entropy_gradient():
   """With learn_sigma, log σ is a generator leaf and ∂Ĥ/∂log σ ≈ σ² tr C⁻¹ (d = 8).
 
@@ -284,6 +287,7 @@ def test_noisy_learned_sigma_gets_the_entropy_gradient():
 
 # ---------------------------------------------------------------- mutual information (MEG)
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 @pytest.mark.parametrize("d,sigma", [(2, 0.5), (8, 1.0)])
 def test_mi_gradient_after_fitting_the_statistics_network(d, sigma):
   """The JSD bound's generator gradient, T fitted (300 Adam steps), points along
@@ -380,6 +384,7 @@ _GAME_CASES = {
 }
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 @pytest.mark.parametrize("case", sorted(_GAME_CASES))
 def test_every_estimator_plays_in_the_ebm_game(case):
   """Two OGDA steps of EBMGame: every player (extra ones included) gets a finite, nonzero

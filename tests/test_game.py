@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ebm_gan import entropy, game, models, objectives, optim, train
 
@@ -19,6 +20,7 @@ def _assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
   chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_ebm_directions_equal_separate_per_player_gradients():
   """directions = (−∇_m L1 + ∇_m penalty, −∇_f L2) computed by hand with two jax.grad calls."""
   g = _ebm_game(entropy.KNN(k=2))
@@ -69,6 +71,7 @@ def test_three_player_game():
   assert abs(float(naive["b"] - directions["b"])) > 1.0
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_gan_game_directions():
   """Non-saturating GAN: d_D = ∇ loss_D, d_G = ∇ E[softplus(−D(G(z)))] by hand."""
   g = game.GANGame(models.MLPEnergy((8,)), models.MLPGenerator(2, 2, (8,)),
@@ -88,6 +91,7 @@ def test_gan_game_directions():
   _assert_trees_close(directions["generator"], gg(params["generator"]))
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_value_and_directions_composes_inside_user_jit():
   """Users call the jitted objective inside their own jax.jit and apply optax."""
   g = _ebm_game(entropy.NoEntropy())
@@ -111,6 +115,7 @@ def test_value_and_directions_composes_inside_user_jit():
                       jax.tree.map(lambda a, b: a - 0.1 * b, params["energy"], d["energy"]))
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_train_step_is_deterministic_and_moves_each_player_along_its_direction():
   """One simultaneous GDA step: θ_i ← θ_i − η d_i for both players, same key → same result."""
   g = _ebm_game(entropy.KNN())
@@ -129,6 +134,7 @@ def test_train_step_is_deterministic_and_moves_each_player_along_its_direction()
     assert np.isfinite(metrics[name])
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_the_training_chunk_compiles_once():
   """A jitted ``make_chunk`` is traced once, however many chunks run (no retrace per call)."""
   g = _ebm_game(entropy.KNN())

@@ -47,6 +47,7 @@ def _affine_moments(params):
   return b, a @ a.T
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_exact_entropy_game_converges_to_data():
   """OGDA on max_m min_f L3 with the exact entropy: N(b, AAᵀ) → p_data.
 

@@ -10,6 +10,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
@@ -31,6 +32,7 @@ def _latest(workdir):
   return max(steps, default=None)
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
   killed, reference = str(tmp_path / "killed"), str(tmp_path / "reference")
   log = open(tmp_path / "killed.log", "w+")  # a file, not a pipe: a full pipe would block it

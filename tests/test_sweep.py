@@ -6,6 +6,7 @@ import os
 import types
 
 import numpy as np
+import pytest
 
 from ebm_gan.runner import cli
 from ebm_gan.runner import record
@@ -26,6 +27,7 @@ def _table(workdir):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_vectorised_sweep_with_a_diverging_member(tmp_path):
   workdir = str(tmp_path / "sweep")
   rc = cli.main([*TINY, "--sweep", "optimizer.lr=1e-3,1e4,2e-3", "--sweep", "seed=3",

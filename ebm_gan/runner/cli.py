@@ -42,6 +42,8 @@ from typing import Sequence
 
 import ml_collections
 
+from ebm_gan.runner import console
+from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
@@ -59,7 +61,7 @@ PROGRAMS = Registry("program", {"ebm_gan": ebm_gan_program, "toy_games": toy_gam
 
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
          "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] "
-         "[--no-progress]")
+         "[--no-progress] [--dry-run] [--help]")
 
 
 def load_config_module(path: str):
@@ -157,9 +159,10 @@ def parse_args(argv: Sequence[str], default_config: str):
   """
   path, overrides = default_config, []
   options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "no_sweep": False,
-             "sequential": False}
+             "sequential": False, "help": False, "dry_run": False}
   flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
-           "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True)}
+           "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True),
+           "--help": ("help", True), "-h": ("help", True), "--dry-run": ("dry_run", True)}
   it = iter(argv)
   for arg in it:
     name, eq, value = arg.partition("=")
@@ -271,6 +274,10 @@ def _prepare(argv, default_config):
   """Everything that can be refused before a run starts: returns a plan of what to run."""
   path, overrides, options = parse_args(argv, default_config)
   module = load_config_module(path)
+  if options["help"]:
+    config = resolve_config(path, overrides, module)
+    choices = getattr(PROGRAMS.get(config.program, key="program"), "CHOICES", {})
+    return {"help": help_lib.render(USAGE, path, config, {"program": PROGRAMS, **choices})}
   grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
   members = sweep_lib.combine(None if options["no_sweep"] else sweep_lib.from_config(module),
                               grid)
@@ -278,7 +285,8 @@ def _prepare(argv, default_config):
     config = resolve_config(path, overrides, module)
     prog = program(config.program)
     built = prog.build(config)
-    workdir = check_workdir(choose_workdir(options, path, is_sweep=False))
+    workdir = choose_workdir(options, path, is_sweep=False)
+    workdir = workdir if options["dry_run"] else check_workdir(workdir)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
             "options": options}
   programs, built = [], []
@@ -289,7 +297,8 @@ def _prepare(argv, default_config):
       built.append(programs[-1].build(config))
     except ConfigError as e:
       raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
-  workdir = check_workdir(choose_workdir(options, path, is_sweep=True))
+  workdir = choose_workdir(options, path, is_sweep=True)
+  workdir = workdir if options["dry_run"] else check_workdir(workdir)
   return {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
           "options": options}
 
@@ -301,9 +310,13 @@ def main(argv: Sequence[str], default_config: str) -> int:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  if "help" in plan or plan["options"]["dry_run"]:
+    print(plan.get("help") or console.dry_run(plan), end="")
+    return EXIT_OK
   workdir, options = plan["workdir"], plan["options"]
   try:
     if plan["sweep"] is None:
+      print(f"run folder: {workdir}", flush=True)
       summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
       print(tables.summary_table(record.flat_scalars(summary)))
       print(f"run folder: {workdir}")
@@ -314,9 +327,9 @@ def main(argv: Sequence[str], default_config: str) -> int:
       rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
                                    progress=options["progress"],
                                    vectorise=not options["sequential"])
-      with open(os.path.join(workdir, "sweep.md")) as f:
-        print(f.read(), end="")
-      print(f"sweep folder: {workdir} (sweep.csv, sweep.md; one run folder per member)")
+      print(console.sweep_table(rows, members))
+      print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
+            "per member)")
       status = sweep_lib.exit_status(rows)
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)

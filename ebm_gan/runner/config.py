@@ -192,3 +192,15 @@ def _check_invertible(generator) -> None:
       "entropy.name='flow' needs an invertible generator with an exact log-density: "
       "model.generator='flow', or 'affine' with model.latent_dim equal to the data's "
       f"dimension ({DATA_DIM}); got model.generator={type(generator).__name__}.")
+
+
+# The named choices of an 'ebm_gan' config, for ``--help``: config key -> allowed names.
+CHOICES = {
+    "dataset": DATASETS, "game": GAMES, "gan_loss": GAN_LOSSES,
+    "model.energy": ENERGIES, "model.generator": GENERATORS,
+    "model.energy_activation": ACTIVATIONS, "model.generator_activation": ACTIVATIONS,
+    "entropy.name": ENTROPY_ESTIMATORS, "entropy.mi.bound": entropy.mutual_info.BOUNDS,
+    "entropy.mi.activation": ACTIVATIONS, "entropy.noisy.posterior": entropy.noisy.POSTERIORS,
+    "entropy.noisy.proposal": entropy.noisy.PROPOSALS, "penalty.name": PENALTIES,
+    "optimizer.name": OPTIMIZERS, "scheme": SCHEMES,
+}

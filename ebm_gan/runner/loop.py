@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ebm_gan.runner import checkpoint
+from ebm_gan.runner import console
 from ebm_gan.runner.record import DIVERGED, Recorder
 
 # Steady throughput is quoted only when measured over at least this many steps and seconds.
@@ -109,6 +110,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
     while done < config.steps and (diverged_at < 0).any():
       n = chunk_length(done, config.steps, config.steps_per_dispatch)
       if n not in compiled:
+        console.phase(f"compiling the {n}-step chunk", progress)
         t = time.perf_counter()
         compiled[n] = trainable.compile(n, states)
         compile_s += time.perf_counter() - t
@@ -127,9 +129,8 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
         break  # keep `states`: every member's last parameters before this chunk
       states = trainable.keep_alive(diverged_at < 0, new_states, states)
       done += n
-      bar.update(n)
-      if "l3" in metrics and not trainable.mapped:
-        bar.set_postfix(l3=f"{metrics['l3'][-1]:.3g}", refresh=False)
+      console.advance(bar, n, done == config.steps,
+                      console.postfix(metrics, diverged_at < 0 if trainable.mapped else None))
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
         ckpt.save(done, {"state": states, "diverged_at": jnp.asarray(diverged_at)})

@@ -1,5 +1,6 @@
-"""Pictures of a run: samples over energy contours and the energy landscape (2-D
-data), a grid of samples (image data), training curves. Files only (Agg backend)."""
+"""Pictures of a run: samples over the energy (2-D data) on one fixed scale, the tiled
+evolution of a run's periodic pictures, a grid of samples (image data), toy-game
+trajectories; training curves live in :mod:`ebm_gan.runner.curves`. Files only (Agg)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 import numpy as np  # noqa: E402
 
+from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
+
+
+# Every energy picture shows log q_m(x) − max log q_m = U(x) − max U, which does not depend
+# on U's arbitrary offset, on this FIXED scale (nats below the grid's most probable point),
+# with one perceptually uniform colour map, so that a run's pictures compare step to step.
+LOGQ_FLOOR = -12.0
+LEVELS = np.linspace(LOGQ_FLOOR, 0.0, 25)
+CMAP = "viridis"
+LOGQ_LABEL = "U(x) − max U  (= log q_m − max log q_m, nats)"
+DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
+SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
+
 
 def energy_grid(energy_fn, scale: float, resolution: int = 160):
   """U on a resolution² grid over [−scale, scale]²: returns (xs, ys, U[res, res])."""
@@ -20,56 +34,129 @@ def energy_grid(energy_fn, scale: float, resolution: int = 160):
   return xs, xs, np.asarray(energy_fn(pts)).reshape(resolution, resolution)
 
 
-def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
-                        title: str = "") -> None:
-  """Saves a PNG: generated samples (and data, if given) over the contours of U."""
-  xs, ys, u = energy_grid(energy_fn, scale)
-  fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
-  # exp(U − max U) is the unnormalised density q_m on the grid; contour its log.
-  cs = ax.contourf(xs, ys, u - u.max(), levels=30, cmap="viridis")
-  fig.colorbar(cs, ax=ax, fraction=0.046, label="U(x) − max U")
+def relative_logq(u):
+  """U − max U, clipped to [LOGQ_FLOOR, 0]: the picture's fixed scale."""
+  u = np.asarray(u, np.float64)
+  return np.clip(u - np.nanmax(u), LOGQ_FLOOR, 0.0)
+
+
+def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool = True):
+  """Draws U − max U (fixed scale) with data and samples on ``ax``; returns the contour set."""
+  cs = ax.contourf(xs, xs, relative_logq(u), levels=LEVELS, cmap=CMAP, extend="min")
   if data is not None:
-    ax.scatter(data[:, 0], data[:, 1], s=2, c="white", alpha=0.4, label="data")
-  ax.scatter(samples[:, 0], samples[:, 1], s=2, c="red", alpha=0.5, label="generator")
+    ax.scatter(data[:, 0], data[:, 1], **DATA_STYLE)
+  if samples is not None:
+    ax.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
   ax.set_xlim(-scale, scale)
   ax.set_ylim(-scale, scale)
   ax.set_aspect("equal")
-  ax.legend(loc="upper right", markerscale=4, fontsize=8)
-  ax.set_title(title, fontsize=9)
-  fig.tight_layout()
+  if labels:
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+  return cs
+
+
+def _legend(ax, **kwargs):
+  leg = ax.legend(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
+  for handle in leg.legend_handles:
+    handle.set_alpha(1)
+    if tuple(handle.get_facecolor()[0][:3]) == (1.0, 1.0, 1.0):
+      handle.set_edgecolor("0.4")  # white data points, visible on the legend's frame
+  return leg
+
+
+def _colorbar(fig, cs, ax):
+  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(LOGQ_FLOOR, 0.1, 2))
+  cb.set_label(LOGQ_LABEL, fontsize=8)
+  return cb
+
+
+def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
+                        title: str = "") -> None:
+  """Saves a PNG: generated samples (and data, if given) over U − max U on the fixed scale."""
+  xs, _, u = energy_grid(energy_fn, scale)
+  fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
+  cs = energy_panel(ax, xs, u, scale, samples, data)
+  _colorbar(fig, cs, ax)
+  _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
+  fig.suptitle(title, fontsize=10)
   fig.savefig(path)
   plt.close(fig)
 
 
 def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str = "") -> None:
-  """Saves a two-panel PNG: samples (and data) over the contours of U, and U as a surface map.
+  """Saves a two-panel PNG, and the drawn arrays beside it (``<path minus .png>.npz``).
+
+  Left: data and generator samples over contour lines of U − max U. Right: U − max U
+  alone, filled, on the fixed scale (see :data:`LOGQ_FLOOR`). The ``.npz`` (grid, U,
+  samples, data) lets :func:`evolution` tile a run's pictures on one scale.
 
   Args:
     path: the PNG file.
     samples: generator samples [N, 2].
     energy_fn: ``x[M, 2] -> U[M]`` (higher = more probable).
     scale: the plot covers [−scale, scale]².
-    data: optional data samples [N', 2], drawn in white.
+    data: optional data samples [N', 2].
     title: the figure's title.
   """
-  xs, ys, u = energy_grid(energy_fn, scale, resolution=120)
-  fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6), dpi=80)
-  left.contourf(xs, ys, u - u.max(), levels=30, cmap="viridis")
+  xs, _, u = energy_grid(energy_fn, scale, resolution=120)
+  np.savez_compressed(os.path.splitext(path)[0] + ".npz", xs=xs, u=u, samples=samples,
+                      data=np.zeros((0, 2)) if data is None else data, scale=scale)
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
+  left.contour(xs, xs, relative_logq(u), levels=LEVELS[::3], cmap=CMAP, linewidths=0.7)
   if data is not None:
-    left.scatter(data[:, 0], data[:, 1], s=2, c="white", alpha=0.4)
-  left.scatter(samples[:, 0], samples[:, 1], s=2, c="red", alpha=0.5)
-  left.set_title("samples over U's contours", fontsize=9)
-  im = right.imshow(u, origin="lower", extent=(-scale, scale, -scale, scale), cmap="magma")
-  fig.colorbar(im, ax=right, fraction=0.046, label="U(x)")
-  right.set_title("energy landscape U", fontsize=9)
+    left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
+  left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
+  cs = energy_panel(right, xs, u, scale)
   for ax in (left, right):
     ax.set_xlim(-scale, scale)
     ax.set_ylim(-scale, scale)
     ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+  left.set_title("lines: U − max U", fontsize=9, loc="right")
+  right.set_title("U − max U (fixed scale)", fontsize=9)
+  _legend(left, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=2, borderaxespad=0.2)
+  _colorbar(fig, cs, right)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
+  """Tiles a run's periodic pictures (their ``step_*.npz``) into one figure at ``path``.
+
+  At most ``max_tiles`` steps, evenly spaced, the last included; every tile on the
+  fixed scale, with one colour bar and one legend. Returns ``path``, or None when
+  the run drew no periodic picture.
+  """
+  names = sorted(n for n in os.listdir(folder) if n.startswith("step_") and n.endswith(".npz")) \
+      if os.path.isdir(folder) else []
+  if not names:
+    return None
+  picks = sorted({int(round(i)) for i in np.linspace(0, len(names) - 1, min(max_tiles,
+                                                                              len(names)))})
+  cols = min(4, len(picks))
+  rows = -(-len(picks) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.9 * rows + 0.5), dpi=80,
+                           squeeze=False, sharex=True, sharey=True, layout="constrained")
+  cs = None
+  for ax, i in zip(axes.ravel(), picks):
+    with np.load(os.path.join(folder, names[i])) as z:
+      cs = energy_panel(ax, z["xs"], z["u"], float(z["scale"]), z["samples"],
+                        z["data"] if len(z["data"]) else None, labels=False)
+    ax.set_title(f"step {int(names[i][5:-4])}", fontsize=9)
+  for ax in axes.ravel()[len(picks):]:
+    ax.axis("off")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("x₂")
+  for ax in axes[-1, :]:
+    ax.set_xlabel("x₁")
+  _colorbar(fig, cs, axes)
+  _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=2)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
 
 
 def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
@@ -106,41 +193,6 @@ def save_samples(path: str, samples, energy_fn=None, scale: float = 1.0, data=No
   else:
     return False
   return True
-
-
-def _panel(name: str) -> str:
-  """The panel a metric is drawn in: per-player norms share one panel per kind."""
-  head = name.split("/", 1)[0]
-  if head in ("grad_norm", "param_norm", "update_norm"):
-    return head
-  if name.startswith("loss_"):
-    return "losses"
-  return name
-
-
-def training_curves(path: str, steps, series: dict) -> None:
-  """Saves a PNG of the training curves: losses together, per-player norms together (log y)."""
-  panels: dict[str, dict] = {}
-  for name, values in series.items():
-    panels.setdefault(_panel(name), {})[name] = np.asarray(values, np.float64)
-  cols = min(3, len(panels))
-  rows = -(-len(panels) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), dpi=80, squeeze=False)
-  for ax, (title, curves) in zip(axes.ravel(), panels.items()):
-    for name, values in curves.items():
-      ax.plot(steps, values, lw=0.8, label=name.split("/")[-1] if len(curves) > 1 else None)
-    if title.endswith("_norm") and all(np.nanmin(v) > 0 for v in curves.values()
-                                       if np.isfinite(v).any()):
-      ax.set_yscale("log")
-    if len(curves) > 1:
-      ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-  for ax in axes.ravel()[len(panels):]:
-    ax.axis("off")
-  fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.93, hspace=0.45, wspace=0.25)
-  fig.savefig(path)
-  plt.close(fig)
 
 
 def game_runs(workdir: str, game, groups, results, lrs, num_seeds: int, radius: float,

@@ -36,6 +36,7 @@ from ebm_gan import parallel
 from ebm_gan import train
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
+from ebm_gan.runner import console
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
@@ -47,6 +48,7 @@ HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every
 EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
+CHOICES = config_lib.CHOICES  # named choices, for --help
 
 
 def group_key(exp) -> str:
@@ -101,6 +103,8 @@ class Evaluator:
           lambda x: self.critic(params, x), dataset.scale, data=self.data,
           title=f"{self.exp.config.dataset}, step {steps_done}: {quality}")
     plot_curves(recorder.workdir)
+    pictures.evolution(os.path.join(recorder.workdir, "pictures"),
+                       os.path.join(recorder.workdir, "evolution.png"))
     record.write_summary(recorder.workdir, summary)
     return summary
 
@@ -215,12 +219,15 @@ def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict
       out.append(record.Recorder(e.config, d, resume_step=start, draw=ev.draw))
     return out
 
+  console.phase(f"initialising {len(exps)} member(s)" if len(exps) > 1 else "initialising",
+                progress)
   states, diverged_at, start, recorders = loop.restore(trainable, ckpt, recorders_for)
   states, timings = loop.train(trainable, states, diverged_at, start, recorders, ckpt, base,
                                progress, desc=f"{len(exps)} runs" if trainable.mapped else None)
   summaries = []
   for i, (ev, r) in enumerate(zip(evaluators, recorders)):
     state = trainable.member(states, i)
+    console.phase(f"evaluating and drawing {workdirs[i]}", progress)
     summaries.append(ev.finish(state.params, int(state.step), r,
                                dict(timings, log_s=r.log_s, picture_s=r.picture_s)))
   return summaries

@@ -99,6 +99,13 @@ GAMES = Registry("toy game", {"bilinear": _bilinear, "dirac_gan": _dirac_gan,
                               "quadratic": _quadratic})
 
 
+# The named choices of a 'toy_games' config, for ``--help``: config key -> allowed names.
+CHOICES = {
+    "games": GAMES, "bilinear.matrix": MATRICES, "dirac_gan.loss": tuple(toy.DIRAC_LOSSES),
+    "methods": tuple(vectorised.METHODS) + ("OPTIMIZER@SCHEME",),
+}
+
+
 def build_game(name: str, config: ml_collections.ConfigDict):
   """The game ``name`` from its config block; ConfigError for bad shapes/values."""
   return GAMES.get(name, key="games")(config[name])

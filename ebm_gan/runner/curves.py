@@ -1,0 +1,108 @@
+"""Training curves: one panel per metric, a smoothed line over a faint raw trace.
+
+Each loss has its own axis (so a small loss is never squashed flat by a large
+one); per-player norms of one kind share a panel on a log axis, and the axis
+label says so. The smoothing is a bias-corrected exponential moving average
+whose span is about 2% of the run (at least 5 steps); the y-range follows the bulk of the raw
+values (0.5–99.5 percentiles), so a few spikes do not flatten the curve.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
+import numpy as np  # noqa: E402
+
+NORM_KINDS = ("grad_norm", "param_norm", "update_norm")
+FIRST = ("l3", "l1", "entropy")  # after the per-player losses
+
+
+def ema(values, span: float) -> np.ndarray:
+  """Bias-corrected exponential moving average of ``values`` (NaNs skipped and kept)."""
+  values = np.asarray(values, np.float64)
+  beta = 1.0 - 2.0 / (max(span, 1.0) + 1.0)
+  out = np.full_like(values, np.nan)
+  num = den = 0.0
+  for i, v in enumerate(values):
+    if np.isfinite(v):
+      num, den = beta * num + v, beta * den + 1.0
+      out[i] = num / den
+  return out
+
+
+def panel_of(name: str) -> str:
+  """The panel a metric is drawn in: per-player norms of a kind share one; the rest their own."""
+  head = name.split("/", 1)[0]
+  return head if head in NORM_KINDS else name
+
+
+def _order(panel: str):
+  if panel.startswith("loss_"):
+    return (0, panel)
+  if panel in FIRST:
+    return (1, FIRST.index(panel))
+  return (3 if panel in NORM_KINDS else 2, panel)
+
+
+def _robust_ylim(ax, arrays, log: bool) -> None:
+  finite = np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.zeros(0)])
+  if log:
+    finite = finite[finite > 0]
+  if finite.size < 2:
+    return
+  lo, hi = np.percentile(finite, [0.5, 99.5])
+  if log:
+    ax.set_ylim(lo / 1.5, hi * 1.5)
+  elif hi > lo:
+    pad = 0.08 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def _draw_panel(ax, steps, curves: dict, span: float, title: str) -> None:
+  """One panel: each curve raw (faint) and smoothed, labelled axes, legend beside it."""
+  log = title in NORM_KINDS and all(np.nanmin(v) > 0 for v in curves.values()
+                                    if np.isfinite(v).any())
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for j, (name, values) in enumerate(curves.items()):
+    color = colors[j % len(colors)]
+    ax.plot(steps, values, lw=0.5, alpha=0.25, color=color)
+    ax.plot(steps, ema(values, span), lw=1.4, color=color,
+            label=name.split("/")[-1] if len(curves) > 1 else None)
+  if log:
+    ax.set_yscale("log")
+  _robust_ylim(ax, list(curves.values()), log)
+  ax.set_title(title, fontsize=9)
+  ax.set_xlabel("step", fontsize=8)
+  ax.set_ylabel(title + (" (log scale)" if log else ""), fontsize=8)
+  ax.tick_params(labelsize=7)
+  if len(curves) > 1:
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+
+def training_curves(path: str, steps, series: dict) -> None:
+  """Saves a PNG of the training curves, one panel per metric (norms grouped per kind).
+
+  Args:
+    path: the PNG file.
+    steps: the steps [T].
+    series: metric name -> values [T] (NaN where a row lacks the metric).
+  """
+  panels: dict[str, dict] = {}
+  for name, values in series.items():
+    panels.setdefault(panel_of(name), {})[name] = np.asarray(values, np.float64)
+  names = sorted(panels, key=_order)
+  cols = min(4, len(names))
+  rows = -(-len(names) // cols)
+  span = max(5.0, 0.02 * len(steps))
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), dpi=80,
+                           squeeze=False, layout="constrained")
+  for ax, name in zip(axes.ravel(), names):
+    _draw_panel(ax, np.asarray(steps), panels[name], span, name)
+  for ax in axes.ravel()[len(names):]:
+    ax.axis("off")
+  fig.suptitle(f"training curves: faint = every logged step, bold = moving average "
+               f"(EMA, span {span:.0f} steps)", fontsize=10)
+  fig.savefig(path)
+  plt.close(fig)

@@ -1,0 +1,108 @@
+"""``python -m experiments.run --help``: usage, the flags, and the config's fields.
+
+The fields are those of the config that ``--config`` names, after the
+command line's overrides (and the file's ``finalize``), each with its current
+value, its type and, for a named choice, the names allowed (from the
+program's ``CHOICES``: config key -> a registry or a tuple of names).
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+# (flag, what it does), in the order of the usage line.
+FLAGS = (
+    ("--config PATH", "the config file (default: experiments/configs/default.py)"),
+    ("--config.KEY=VALUE", "override a field (dotted KEY, as listed below); repeatable"),
+    ("--workdir DIR", "the run folder (default runs/<config-stem>-<timestamp>); an existing "
+                      "one is resumed from its latest checkpoint"),
+    ("--resume", "insist on continuing a run (the newest runs/<config-stem>-* without --workdir)"),
+    ("--sweep KEY=V1,V2,...", "a sweep axis (KEY=A:B[:S] is range(A, B, S)); repeatable: a grid"),
+    ("--no-sweep", "ignore the config file's sweep(add)"),
+    ("--sequential", "run sweep members one by one instead of as vmapped groups"),
+    ("--no-progress", "no progress bars or phase lines"),
+    ("--dry-run", "check the config (and every sweep member) and build everything, then exit 0 "
+                  "before compiling or writing anything"),
+    ("-h, --help", "show this help (with the fields of the --config given) and exit 0"),
+)
+EXIT_CODES = ("exit status: 0 ok; 2 user error (nothing ran); 3 a run diverged; "
+              "4 a sweep member failed; 130 interrupted (resumable)")
+
+
+def fields(config: ml_collections.ConfigDict, prefix: str = ""):
+  """``(dotted key, value, type name)`` of every field of ``config``, depth first."""
+  out = []
+  for key in config.keys():
+    value = config[key]
+    if isinstance(value, ml_collections.ConfigDict):
+      out.extend(fields(value, f"{prefix}{key}."))
+      continue
+    kind = config.get_type(key)
+    out.append((prefix + key, value, getattr(kind, "__name__", str(kind))))
+  return out
+
+
+def _choices(key: str, choices, kind: str) -> str:
+  """The allowed names of ``key`` ('' when it is not a named choice)."""
+  names = choices.get(key)
+  if names is None:
+    return ""
+  names = names.names() if hasattr(names, "names") else list(names)
+  return ("entries from: " if kind in ("tuple", "list") else "one of: ") + " | ".join(names)
+
+
+def _wrap(head: str, text: str, width: int, indent: int | None = None) -> list[str]:
+  """``head`` then ``text`` cut at spaces into lines of about ``width`` characters.
+
+  Continuation lines are indented by ``indent`` (default: the length of ``head``); a
+  ``head`` longer than ``indent`` stands on its own line.
+  """
+  indent = len(head) if indent is None else indent
+  lines, cur = [], head
+  if len(head) > indent and text:
+    lines, cur = [head.rstrip()], " " * indent
+  fresh = True  # nothing of `text` on the current line yet
+  for word in text.split():
+    if not fresh and len(cur) + 1 + len(word) > width:
+      lines.append(cur.rstrip())
+      cur, fresh = " " * indent, True
+    cur = cur + word if fresh else f"{cur} {word}"
+    fresh = False
+  return lines + [cur.rstrip()]
+
+
+def _shown(path: str) -> str:
+  """``path`` relative to the working folder when it lies under it."""
+  rel = os.path.relpath(path)
+  return path if rel.startswith("..") else rel
+
+
+def render(usage: str, config_path: str, config: ml_collections.ConfigDict,
+           choices=None, width: int = 100) -> str:
+  """The help text: usage, flags, exit codes, then the fields of ``config``.
+
+  Args:
+    usage: the one-line usage string.
+    config_path: the config file the fields come from (shown in the heading).
+    config: the resolved config (overrides applied).
+    choices: config key -> allowed names (a Registry or a sequence), or None.
+    width: wrap lines at about this many characters.
+  """
+  choices = choices or {}
+  out = _wrap("usage: ", usage.removeprefix("usage: "), width) + ["", "flags:"]
+  flag_w = max(len(f) for f, _ in FLAGS)
+  for flag, text in FLAGS:
+    out += _wrap(f"  {flag.ljust(flag_w)}  ", text, width)
+  out += [""] + _wrap("", EXIT_CODES, width) + ["",
+          f"fields of {_shown(config_path)} (program {config.get('program', '?')!r}); "
+          "set any with --config.KEY=VALUE:"]
+  rows = [(k, repr(v), t, _choices(k, choices, t)) for k, v, t in fields(config)]
+  key_w = max(len(r[0]) for r in rows)
+  val_w = min(max(len(r[1]) for r in rows), 28)
+  type_w = max(len(r[2]) for r in rows)
+  for key, value, kind, allowed in rows:
+    line = f"  {key.ljust(key_w)}  {value.ljust(val_w)}  {kind.ljust(type_w)}"
+    out += _wrap(f"{line}  ", allowed, width, key_w + val_w + type_w + 8)
+  return "\n".join(out) + "\n"

@@ -1,0 +1,64 @@
+"""The docs are true: README's Python examples run as written, and every launcher command
+in README.md, BUILD.md and the config files' docstrings parses and builds (``--dry-run``)."""
+
+import os
+import re
+import shlex
+
+import pytest
+
+from ebm_gan.runner import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")
+CONFIGS = os.path.join(REPO, "experiments", "configs")
+DOCS = ["README.md", "BUILD.md"] + [os.path.join("experiments", "configs", n)
+                                    for n in sorted(os.listdir(CONFIGS)) if n.endswith(".py")]
+LAUNCH = "python -m experiments.run"
+
+
+def _read(name):
+  with open(os.path.join(REPO, name), encoding="utf-8") as f:
+    return f.read()
+
+
+def python_blocks(text: str) -> list[str]:
+  """The fenced ```python blocks of a markdown text."""
+  return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def launch_commands(text: str) -> list[str]:
+  """Every ``python -m experiments.run ...`` command (backslash continuations joined)."""
+  text = re.sub(r"\\\n\s*", " ", text)
+  out = []
+  for line in text.splitlines():
+    if LAUNCH in line:
+      command = re.split(r"&&|`|\||\s#", line[line.index(LAUNCH):])[0].strip()
+      if "..." not in command:  # not a usage template such as "--config ... --workdir ..."
+        out.append(command)
+  return out
+
+
+COMMANDS = [(doc, c) for doc in DOCS for c in launch_commands(_read(doc))]
+
+
+def test_the_docs_have_commands_and_examples():
+  assert len(COMMANDS) >= 8 and len(python_blocks(_read("README.md"))) >= 2
+
+
+@pytest.mark.parametrize("doc,command", COMMANDS, ids=[f"{d}:{c[len(LAUNCH):][:60]}"
+                                                        for d, c in COMMANDS])
+def test_every_documented_command_parses_and_builds(doc, command, tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(REPO)
+  args = shlex.split(command)[len(LAUNCH.split()):]
+  assert cli.main(args + ["--dry-run", f"--workdir={tmp_path / 'run'}"], DEFAULT) == 0, (
+      doc, command, capsys.readouterr().err)
+
+
+@pytest.mark.slow  # ~20 s alone (two compilations), ~50 s on a loaded 2-core machine
+def test_readme_python_examples_run_as_written():
+  namespace = {"__name__": "readme"}
+  for block in python_blocks(_read("README.md")):
+    exec(compile(block, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+  assert namespace["metrics"]["l3"].shape == (100,)  # README: "has shape [100]"
+  assert "l3" in namespace["value"]

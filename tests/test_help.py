@@ -1,0 +1,71 @@
+"""``--help`` and ``--dry-run``: what the launcher says about a config without running it."""
+
+import os
+
+import pytest
+
+from ebm_gan.runner import cli
+from ebm_gan.runner import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")
+TOY = os.path.join(REPO, "experiments", "configs", "toy_games.py")
+
+
+def _field_line(text, key):
+  """The field's line and its wrapped continuation lines, joined."""
+  lines = text.splitlines()
+  i = next(i for i, line in enumerate(lines) if line.split()[:1] == [key])
+  block = [lines[i]]
+  for line in lines[i + 1:]:
+    if not line.startswith("     "):
+      break
+    block.append(line.strip())
+  return " ".join(block)
+
+
+def test_help_lists_flags_fields_types_and_allowed_names(capsys):
+  assert cli.main(["--help"], DEFAULT) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("usage: python -m experiments.run")
+  for flag in ("--workdir", "--sweep", "--resume", "--dry-run", "--no-progress"):
+    assert flag in out
+  line = _field_line(out, "optimizer.name")
+  assert "'optimistic_adam'" in line and "str" in line
+  for name in config_lib.OPTIMIZERS.names():
+    assert name in line
+  assert "int" in _field_line(out, "steps") and "16000" in _field_line(out, "steps")
+  assert "swissroll" in _field_line(out, "dataset")
+
+
+def test_help_shows_values_after_overrides_and_finalize(capsys):
+  assert cli.main(["--config.steps=123", "--config.smoke=true", "-h"], DEFAULT) == 0
+  out = capsys.readouterr().out
+  assert "100" in _field_line(out, "steps")  # smoke caps steps at 100 after the override
+  assert "True" in _field_line(out, "smoke")
+
+
+def test_help_for_the_toy_games_config(capsys):
+  assert cli.main(["--config", TOY, "--help"], DEFAULT) == 0
+  out = capsys.readouterr().out
+  assert "program 'toy_games'" in out
+  assert "dirac_gan" in _field_line(out, "games")
+  assert "non_saturating" in out and "alternating_gda" in out
+
+
+def test_help_refuses_a_wrong_key_with_exit_2(capsys):
+  assert cli.main(["--config.nope=1", "--help"], DEFAULT) == 2
+  assert "not a config key" in capsys.readouterr().err
+
+
+def test_dry_run_builds_and_writes_nothing(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  assert cli.main(["--config.smoke=true", "--dry-run", f"--workdir={workdir}"], DEFAULT) == 0
+  assert "dry run" in capsys.readouterr().out
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize("args", [["--config.dataset=nope"], ["--sweep", "optimizer.name=gda,nope"]])
+def test_dry_run_refuses_what_a_run_would_refuse(tmp_path, capsys, args):
+  assert cli.main(args + ["--dry-run", f"--workdir={tmp_path / 'x'}"], DEFAULT) == 2
+  assert "nope" in capsys.readouterr().err

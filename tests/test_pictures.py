@@ -1,0 +1,48 @@
+"""Pictures: the fixed energy scale, the tiled evolution figure, the smoothed curves."""
+
+import os
+
+import numpy as np
+
+from ebm_gan.runner import curves
+from ebm_gan.runner import pictures
+
+
+def _bowl(offset):
+  return lambda x: offset - np.sum(np.asarray(x) ** 2, axis=1)
+
+
+def test_energy_is_shown_relative_to_its_max_on_a_fixed_scale():
+  u = np.array([[5.0, 3.0], [-100.0, 4.0]])
+  rel = pictures.relative_logq(u)
+  assert rel.max() == 0.0 and rel.min() == pictures.LOGQ_FLOOR
+  # U's offset is arbitrary: pictures of U and U + 7 are the same picture
+  np.testing.assert_array_equal(rel, pictures.relative_logq(u + 7.0))
+
+
+def test_periodic_pictures_tile_into_an_evolution_figure(tmp_path):
+  folder = tmp_path / "pictures"
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for step, offset in ((100, 0.0), (200, 50.0), (300, -3.0)):
+    pictures.landscape(str(folder / f"step_{step:07d}.png"), rng.normal(size=(50, 2)),
+                       _bowl(offset), 2.0, data=rng.normal(size=(40, 2)), title=f"step {step}")
+  assert sorted(os.listdir(folder)) == [f"step_{s:07d}.{e}" for s in (100, 200, 300)
+                                        for e in ("npz", "png")]
+  out = pictures.evolution(str(folder), str(tmp_path / "evolution.png"))
+  assert out and os.path.getsize(out) > 0
+  assert pictures.evolution(str(tmp_path / "none"), str(tmp_path / "x.png")) is None
+
+
+def test_curves_smooth_and_give_each_loss_its_own_panel(tmp_path):
+  x = np.r_[np.zeros(50), np.ones(50)]
+  smooth = curves.ema(x, span=9)
+  assert smooth[0] == 0.0 and 0.0 < smooth[55] < 1.0 and abs(smooth[-1] - 1.0) < 1e-3
+  assert np.isnan(curves.ema([np.nan, 1.0], 3)[0]) and curves.ema([np.nan, 1.0], 3)[1] == 1.0
+  assert curves.panel_of("loss_energy") != curves.panel_of("loss_generator")
+  assert curves.panel_of("grad_norm/energy") == curves.panel_of("grad_norm/generator")
+  steps = np.arange(1, 101)
+  curves.training_curves(str(tmp_path / "c.png"), steps,
+                         {"loss_energy": np.sin(steps), "loss_generator": 1e3 * steps,
+                          "grad_norm/energy": steps + 1.0, "grad_norm/generator": steps + 2.0})
+  assert os.path.getsize(tmp_path / "c.png") > 0
