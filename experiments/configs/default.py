@@ -25,7 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.program = "ebm_gan"           # which program experiments.run starts
   c.seed = 0
   c.smoke = False                 # shrink everything for a quick check (see finalize)
-  c.dataset = "25gaussians"       # 8gaussians | 25gaussians | swissroll
+  c.dataset = "25gaussians"       # 8gaussians | 25gaussians | rings | circles | checkerboard
+                                  # | swissroll | 2spirals | pinwheel | moons
   c.game = "ebm"                  # ebm (max_m min_f L3) | gan (logit discriminator)
   c.gan_loss = "non_saturating"   # for game=gan: minimax | non_saturating | wasserstein | hinge | least_squares
 
