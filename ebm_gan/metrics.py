@@ -1,14 +1,26 @@
-"""Sample-quality metrics for the 2-D mixtures.
+"""Sample-quality metrics: mode coverage on the 2-D mixtures, MMD, density KLs.
 
-A generated sample is **high-quality** if it lies within 3σ of its nearest
+Mode metrics. A generated sample is **high-quality** if it lies within 3σ of its nearest
 mode (σ the component standard deviation); a mode is **covered** if at least
 ``min_count`` high-quality samples are nearest to it (the PacGAN/VEEGAN/MEG
 protocol).
+
+Distribution metrics (docs/theory.md §9): the unbiased MMD² between two samples with an
+RBF kernel of median-heuristic bandwidth (9.1)–(9.2); for a 2-D density p known in
+closed form, KL(p ‖ q_m) of an energy U_m by quadrature on a grid (9.3)–(9.4) and
+KL(q_f ‖ p) of a generator from its samples (9.5).
 """
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from ebm_gan.entropy.knn import kozachenko_leonenko
 
 
 def mode_assignment(x: np.ndarray, modes: np.ndarray, std: float, n_std: float = 3.0):
@@ -41,3 +53,101 @@ def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 
     kl = float("nan")
   return {"modes_covered": int((counts >= min_count).sum()), "num_modes": int(len(modes)),
           "high_quality": float(within.mean()), "mode_kl": kl}
+
+
+def median_bandwidth(x, y, max_points: int = 1000) -> float:
+  """The median heuristic h = median{‖z_i − z_j‖ : i < j} (docs/theory.md (9.2)).
+
+  z is the pooled sample of the first ``max_points // 2`` rows of x and of y (all rows
+  when there are fewer): the median is over every distinct pair of it, within and
+  across the two samples. Rows are i.i.d., so the first rows are a random subsample;
+  capping them keeps the cost at ~0.1 s (all pairs of 2 × 2500 points take ~3 s).
+  """
+  half = max_points // 2
+  z = np.concatenate([np.asarray(x, np.float64)[:half], np.asarray(y, np.float64)[:half]])
+  d2 = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)[np.triu_indices(len(z), 1)]
+  return float(np.sqrt(np.median(d2)))
+
+
+@jax.jit
+def _mmd2(x, y, bandwidth):
+  def kernel_sum(a, b):  # Σ_ij exp(−‖a_i − b_j‖²/2h²), and its diagonal's sum
+    d2 = jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * a @ b.T
+    k = jnp.exp(-jnp.maximum(d2, 0.0) / (2.0 * bandwidth ** 2))
+    return jnp.sum(k), jnp.trace(k)
+  m, n = x.shape[0], y.shape[0]
+  sxx, txx = kernel_sum(x, x)
+  syy, tyy = kernel_sum(y, y)
+  sxy, _ = kernel_sum(x, y)
+  return (sxx - txx) / (m * (m - 1)) + (syy - tyy) / (n * (n - 1)) - 2.0 * sxy / (m * n)
+
+
+def mmd2(x, y, bandwidth: float | None = None) -> float:
+  """The unbiased estimate MMD²_u of samples x[m, d], y[n, d] (docs/theory.md (9.1)).
+
+  .. math:: \\frac{1}{m(m−1)} Σ_{i≠j} k(x_i, x_j) + \\frac{1}{n(n−1)} Σ_{i≠j} k(y_i, y_j)
+            − \\frac{2}{mn} Σ_{i,j} k(x_i, y_j),   k(a, b) = \\exp(−‖a − b‖²/2h²)
+
+  (Gretton et al. 2012, eq. 3). ``bandwidth`` h defaults to :func:`median_bandwidth`.
+  Its mean is MMD²(P, Q) for a fixed h, and exactly 0 when P = Q also with the median
+  h (a function of the pooled sample, whose split is then exchangeable); it can be
+  negative. About 0.2 s for m = n = 2500 on 2 CPU cores.
+  """
+  h = median_bandwidth(x, y) if bandwidth is None else bandwidth
+  return float(_mmd2(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
+                     jnp.float32(h)))
+
+
+def grid(bound: float, n: int) -> tuple[np.ndarray, float]:
+  """The centres [n², 2] of an n × n grid of cells on [−bound, bound]², and a cell's area."""
+  h = 2.0 * bound / n
+  c = -bound + h * (np.arange(n) + 0.5)
+  return np.stack(np.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2).astype(np.float32), h * h
+
+
+def _logsumexp(v: np.ndarray) -> float:
+  top = np.max(v)
+  return float(top + np.log(np.sum(np.exp(v - top)))) if np.isfinite(top) else float(top)
+
+
+def quadrature_kl(log_p: Callable, energy: Callable, bound: float, n: int = 256) -> float:
+  """KL(p ‖ q_m), q_m ∝ exp U_m, by the midpoint rule on a grid (docs/theory.md (9.3)–(9.4)).
+
+  .. math:: \\log Ẑ_m = \\log Σ_g a\\, e^{U_m(x_g)},\\qquad
+            KL ≈ Σ_g a\\, p(x_g) [\\log p(x_g) − U_m(x_g) + \\log Ẑ_m]
+
+  over the n × n cell centres x_g of [−bound, bound]², cell area a = (2·bound/n)².
+  Cells where p = 0 contribute 0. p is not renormalised on the grid, so the result
+  carries the quadrature error: U_m = log p gives P log P, P = Σ_g a p(x_g). Both p and
+  q_m are cut to the box. The rule is spectrally accurate for smooth densities (a
+  Gaussian of std σ: relative error ≈ 2 exp(−2π²σ²/h²) per axis, h the cell side), so
+  h ≤ σ of the sharpest feature suffices.
+
+  Args:
+    log_p: x[k, 2] -> log p(x)[k], the normalised log-density of the data.
+    energy: x[k, 2] -> U_m(x)[k], the model's log-unnormalised density.
+    bound: the box half-width; n: cells per axis.
+  """
+  x, area = grid(bound, n)
+  lp = np.asarray(log_p(x), np.float64)
+  u = np.asarray(energy(x), np.float64)
+  log_z = _logsumexp(u) + math.log(area)
+  p = np.exp(lp)
+  on = p > 0
+  return float(np.sum(area * p[on] * (lp[on] - u[on] + log_z)))
+
+
+_knn_entropy = jax.jit(kozachenko_leonenko, static_argnums=1)
+
+
+def generator_kl(samples, log_p: Callable, k: int = 1) -> float:
+  """KL(q_f ‖ p) = −H(q_f) − E_{q_f}[log p] from generator samples (docs/theory.md (9.5)).
+
+  H(q_f) is the Kozachenko–Leonenko estimate (4.4) with the k-th neighbour, E_{q_f} a
+  sample mean. +∞ when a sample falls where p = 0. On N = 2500 samples of a 2-D
+  Gaussian (k = 1) the error has std 0.034 and no measurable bias (mean +0.004 ± 0.005
+  over 40 draws), the kNN entropy's error. ~0.06 s at N = 2500 (after compiling).
+  """
+  x = jnp.asarray(samples, jnp.float32)
+  entropy = float(_knn_entropy(x, k))
+  return -entropy - float(np.mean(np.asarray(log_p(x), np.float64)))
