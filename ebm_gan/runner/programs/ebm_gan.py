@@ -9,7 +9,8 @@ Writes into ``workdir``:
   pictures/          periodic samples-over-energy and energy-landscape pictures
   samples.png        generator samples over the energy's contours (and the data)
   curves.png         training curves
-  summary.json/.md   final metrics (modes covered, high-quality %, losses, timings, status)
+  summary.json/.md   final metrics (modes covered, high-quality %, MMD², KLs, losses, timings,
+                     status; see ebm_gan.runner.evaluation)
 
 A single run and a vectorised sweep group (members that differ only in
 :data:`VMAP_KEYS` and :data:`HOST_KEYS`) are both trained by
@@ -37,6 +38,7 @@ from ebm_gan import train
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import console
+from ebm_gan.runner import evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
@@ -75,6 +77,7 @@ class Evaluator:
     self.sample = jax.jit(lambda p: exp.game.sample(p, self.key, c.eval_samples)[0])
     self.critic = jax.jit(lambda p, x: critic_values(exp.game, p, x))
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
+    self.density_metrics = evaluation.DensityMetrics(exp)
 
   def draw(self, params, step: int, path: str, title: str | None = None) -> None:
     """Saves the samples-over-energy picture of ``params`` at ``path``."""
@@ -94,6 +97,7 @@ class Evaluator:
     dataset = self.exp.dataset
     if hasattr(dataset, "modes"):
       summary.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
+    summary.update(self.density_metrics(samples, lambda x: self.critic(params, x)))
     if np.all(np.isfinite(samples)):
       quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
                  f"{100 * summary['high_quality']:.1f}% high-quality"
