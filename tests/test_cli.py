@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from ebm_gan.runner import cli
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,9 +71,13 @@ def _main(capsys, *args):
   return rc, err
 
 
-def _corrupt_workdir(tmp_path, kind):
+def _corrupt_workdir(tmp_path, kind, args):
+  """A run folder of the run ``args`` (marked as such) whose checkpoints are damaged."""
   workdir = tmp_path / "corrupt"
   (workdir / "checkpoints").mkdir(parents=True)
+  overrides = [a[len("--config."):].split("=", 1) for a in args if a.startswith("--config.")]
+  workdir_lib.write_marker(str(workdir), workdir_lib.run_identity(
+      "ebm_gan", cli.resolve_config(DEFAULT, overrides)))
   if kind == "garbage":  # a step folder holding something else
     (workdir / "checkpoints" / "40").mkdir()
     (workdir / "checkpoints" / "40" / "default").write_text("not a checkpoint")
@@ -152,8 +157,8 @@ def test_bad_input_exits_2_with_one_paragraph(tmp_path, capsys, args, words):
       "from experiments.configs.optimizer_sweep import get_config, finalize, sweep\n")
   args = [a.replace("{tmp}", str(tmp_path)).replace("{swept}", str(tmp_path / "swept.py"))
           for a in args]
-  args = [_corrupt_workdir(tmp_path, a[len("{corrupt:"):-1]) if a.startswith("{corrupt:") else a
-          for a in args]
+  args = [_corrupt_workdir(tmp_path, a[len("{corrupt:"):-1], args) if a.startswith("{corrupt:")
+          else a for a in args]
   rc, err = _main(capsys, *args)
   assert rc == cli.EXIT_USER_ERROR, err
   assert err.startswith("error: ") and err.count("\n") == 1, err  # one paragraph

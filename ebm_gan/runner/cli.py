@@ -45,6 +45,7 @@ import ml_collections
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
 from ebm_gan.runner.registry import ConfigError, Registry
@@ -212,21 +213,6 @@ def program(name: str):
   return PROGRAMS.get(name, key="program")
 
 
-def check_workdir(workdir: str) -> str:
-  """Creates ``workdir`` (and parents) or raises ConfigError if it cannot be written."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ConfigError(f"--workdir={workdir!r} is a file, not a folder.")
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise ConfigError(f"--workdir={workdir!r} is not a writable folder: {e.strerror}.") from None
-  return workdir
-
-
 def has_checkpoint(workdir: str) -> bool:
   """Whether ``workdir/checkpoints`` holds at least one step folder."""
   folder = os.path.join(workdir, "checkpoints")
@@ -244,7 +230,7 @@ def _latest_run(root: str, prefix: str) -> str | None:
 def choose_workdir(options: dict, path: str, is_sweep: bool) -> str:
   """``--workdir``; with ``--resume`` alone the newest matching run folder; else a new one."""
   stem = os.path.splitext(os.path.basename(path))[0] + ("-sweep" if is_sweep else "")
-  workdir = options["workdir"]
+  workdir = options["workdir"] and workdir_lib.expand(options["workdir"])
   if workdir is None and options["resume"]:
     workdir = _latest_run(RUNS_ROOT, stem)
     if workdir is None:
@@ -268,7 +254,11 @@ def _member_text(member) -> str:
 
 
 def _prepare(argv, default_config):
-  """Everything that can be refused before a run starts: returns a plan of what to run."""
+  """Everything that can be refused before a run starts: returns a plan of what to run.
+
+  The run (or sweep) folder is claimed here — checked against the run's identity,
+  locked and marked — so the plan holds the lock, to be released when the run ends.
+  """
   path, overrides, options = parse_args(argv, default_config)
   module = load_config_module(path)
   grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
@@ -278,20 +268,31 @@ def _prepare(argv, default_config):
     config = resolve_config(path, overrides, module)
     prog = program(config.program)
     built = prog.build(config)
-    workdir = check_workdir(choose_workdir(options, path, is_sweep=False))
+    workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
+    lock = workdir_lib.claim(workdir, workdir_lib.run_identity(config.program, built.config))
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
-            "options": options}
-  programs, built = [], []
+            "options": options, "lock": lock}
+  programs, built, identities = [], [], []
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
       programs.append(program(config.program))
       built.append(programs[-1].build(config))
+      identities.append(workdir_lib.run_identity(config.program, built[-1].config))
     except ConfigError as e:
       raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
-  workdir = check_workdir(choose_workdir(options, path, is_sweep=True))
+  workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
+  names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
+  lock = workdir_lib.claim(workdir, workdir_lib.group_identity(
+      ",".join(sorted({i["program"] for i in identities})), "sweep", list(zip(names, identities))))
+  try:
+    for name, identity in zip(names, identities):
+      workdir_lib.check(os.path.join(workdir, name), identity)
+  except ConfigError:
+    lock.release()
+    raise
   return {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
-          "options": options}
+          "options": options, "lock": lock, "identities": identities}
 
 
 def main(argv: Sequence[str], default_config: str) -> int:
@@ -301,23 +302,9 @@ def main(argv: Sequence[str], default_config: str) -> int:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  workdir, options = plan["workdir"], plan["options"]
+  workdir = plan["workdir"]
   try:
-    if plan["sweep"] is None:
-      summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
-      print(tables.summary_table(record.flat_scalars(summary)))
-      print(f"run folder: {workdir}")
-      status = summary.get("status")
-    else:
-      members = plan["sweep"]
-      print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
-      rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
-                                   progress=options["progress"],
-                                   vectorise=not options["sequential"])
-      with open(os.path.join(workdir, "sweep.md")) as f:
-        print(f.read(), end="")
-      print(f"sweep folder: {workdir} (sweep.csv, sweep.md; one run folder per member)")
-      status = sweep_lib.exit_status(rows)
+    return _execute(plan)
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
@@ -325,4 +312,27 @@ def main(argv: Sequence[str], default_config: str) -> int:
     print(f"interrupted; run the same command with --workdir={workdir} to resume from the "
           "latest checkpoint.", file=sys.stderr)
     return EXIT_INTERRUPTED
+  finally:
+    plan["lock"].release()
+
+
+def _execute(plan) -> int:
+  """Runs a prepared plan; returns the exit status."""
+  workdir, options = plan["workdir"], plan["options"]
+  if plan["sweep"] is None:
+    summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
+    print(tables.summary_table(record.flat_scalars(summary)))
+    print(f"run folder: {workdir}")
+    status = summary.get("status")
+  else:
+    members = plan["sweep"]
+    print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
+    rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
+                                 progress=options["progress"],
+                                 vectorise=not options["sequential"],
+                                 identities=plan["identities"])
+    with open(os.path.join(workdir, "sweep.md")) as f:
+      print(f.read(), end="")
+    print(f"sweep folder: {workdir} (sweep.csv, sweep.md; one run folder per member)")
+    status = sweep_lib.exit_status(rows)
   return {"diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}.get(status, EXIT_OK)

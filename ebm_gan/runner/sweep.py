@@ -24,6 +24,7 @@ member's failure or divergence lose another's results, and rewrites
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -33,6 +34,7 @@ from typing import Sequence
 
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
@@ -164,11 +166,13 @@ def table_row(name: str, overrides: Member, summary: dict) -> dict:
   return row
 
 
-def _failed(e: BaseException, workdir: str, wall_s: float) -> dict:
+def _failed(e: BaseException, workdir: str | None, wall_s: float) -> dict:
+  """A failed member's row; its traceback goes to ``workdir/error.txt`` (None: nowhere)."""
   try:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "error.txt"), "w") as f:
-      f.write("".join(traceback.format_exception(e)))
+    if workdir is not None:
+      os.makedirs(workdir, exist_ok=True)
+      with open(os.path.join(workdir, "error.txt"), "w") as f:
+        f.write("".join(traceback.format_exception(e)))
   except OSError:
     pass
   msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
@@ -197,8 +201,21 @@ def plan(programs: Sequence, built: Sequence) -> list[list[int]]:
   return out
 
 
+def _claimed(folders: Sequence[str], identities: Sequence[dict]) -> contextlib.ExitStack:
+  """Claims (checks, locks, marks) each folder for its identity; releases them on exit."""
+  stack = contextlib.ExitStack()
+  try:
+    for folder, identity in zip(folders, identities):
+      stack.callback(workdir_lib.claim(folder, identity).release)
+  except BaseException:
+    stack.close()
+    raise
+  return stack
+
+
 def run_members(members: list[Member], programs: Sequence, built: Sequence, workdir: str,
-                progress: bool = True, vectorise: bool = True) -> list[dict]:
+                progress: bool = True, vectorise: bool = True,
+                identities: Sequence[dict] | None = None) -> list[dict]:
   """Runs every member in ``workdir/<member_name>`` and writes the sweep table.
 
   Args:
@@ -210,6 +227,8 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
     progress: show progress bars.
     vectorise: train members of one group as one vmapped program; if False every
       member runs on its own.
+    identities: each member's run identity (:func:`workdir.run_identity`): its folder,
+      and a group's checkpoint folder, are claimed for it while it runs (None: not claimed).
 
   Returns:
     The table rows, in member order; ``status`` is 'ok', 'diverged' or 'failed'.
@@ -222,15 +241,24 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
     rows[i] = table_row(names[i], members[i], summary)
     write_table(workdir, [r for r in rows if r is not None])
 
+  idents = list(identities) if identities is not None else None
+
+  def claimed(folders, group):
+    if idents is None:
+      return contextlib.ExitStack()
+    return _claimed(folders, [idents[i] for i in group])
+
   groups = plan(programs, built) if vectorise else [[i] for i in range(len(built))]
   for group in groups:
     if len(group) > 1:
       t = time.perf_counter()
+      group_dir = os.path.join(
+          workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3])
       try:
-        summaries = programs[group[0]].run_group(
-            [built[i] for i in group], [dirs[i] for i in group],
-            os.path.join(workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3]),
-            progress=progress)
+        with claimed([dirs[i] for i in group], group), _claimed_group(
+            group_dir, [(names[i], idents[i]) for i in group] if idents else None):
+          summaries = programs[group[0]].run_group(
+              [built[i] for i in group], [dirs[i] for i in group], group_dir, progress=progress)
       except Exception:  # pylint: disable=broad-except
         # The vectorised program failed: isolate the culprit by running members one by one.
         print(f"vectorised group {group} failed after {time.perf_counter() - t:.1f}s; running "
@@ -242,12 +270,26 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
     for i in group:
       t = time.perf_counter()
       try:
-        summary = dict(programs[i].run(built[i], dirs[i], progress=progress))
+        claim = claimed([dirs[i]], [i])
+      except ConfigError as e:  # another run's folder, or in use: write nothing there
+        done(i, _failed(e, None, time.perf_counter() - t))
+        continue
+      try:
+        with claim:
+          summary = dict(programs[i].run(built[i], dirs[i], progress=progress))
         summary.setdefault("wall_s", time.perf_counter() - t)
       except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
         summary = _failed(e, dirs[i], time.perf_counter() - t)
       done(i, summary)
   return rows
+
+
+def _claimed_group(folder: str, members) -> contextlib.ExitStack:
+  """Claims a vectorised group's checkpoint folder for exactly these members, in this order."""
+  if members is None:
+    return contextlib.ExitStack()
+  programs = ",".join(sorted({ident["program"] for _, ident in members}))
+  return _claimed([folder], [workdir_lib.group_identity(programs, "group", members)])
 
 
 def exit_status(rows: list[dict]) -> str:
