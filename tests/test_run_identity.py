@@ -157,7 +157,7 @@ def test_a_sweep_folder_of_another_sweep_is_refused(tmp_path, capsys):
   assert "001_optimizer.lr=1e-2" in err
   # the same members over another base config: refused too
   rc, err = _main(capsys, "--sweep", "optimizer.lr=1e-3,1e-4", "--workdir", str(path),
-                  *TINY, "--config.batch_size=9")
+                  *TINY, "--config.seed=9")
   assert rc == cli.EXIT_USER_ERROR and "another base config" in err
   assert sorted(os.listdir(path)) == [workdir_lib.LOCK, workdir_lib.MARKER]
 

@@ -31,16 +31,12 @@ traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable).
 
 from __future__ import annotations
 
-import ast
 import datetime
-import difflib
-import importlib.util
+import json
 import os
 import re
 import sys
 from typing import Sequence
-
-import ml_collections
 
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
@@ -48,6 +44,8 @@ from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
+from ebm_gan.runner.config_file import (  # noqa: F401  (apply_override, parse_value: re-exported)
+    apply_override, check_numbers, load_config_module, parse_value, resolve_config)
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
@@ -63,93 +61,6 @@ USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE .
          "[--no-progress]")
 
 
-def load_config_module(path: str):
-  """Imports a config file by path; ConfigError if missing or without get_config()."""
-  if not os.path.isfile(path):
-    raise ConfigError(f"--config={path!r}: no such config file.")
-  spec = importlib.util.spec_from_file_location(
-      "ebm_gan_config_" + os.path.splitext(os.path.basename(path))[0], path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-  except Exception as e:  # a broken config file is a user error with a reason
-    raise ConfigError(f"--config={path!r} could not be loaded: {type(e).__name__}: {e}") from e
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"--config={path!r} defines no get_config() function.")
-  return module
-
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-def parse_value(text: str, kind: type, key: str):
-  """Converts the command-line string ``text`` to the type of the field ``key``."""
-  try:
-    if kind is bool:
-      if text.lower() in _TRUE | _FALSE:
-        return text.lower() in _TRUE
-      raise ValueError
-    if kind is int:
-      return int(text)
-    if kind is float:
-      return float(text)
-    if kind is str:
-      return text
-    if kind in (tuple, list):
-      value = ast.literal_eval(text)
-      value = (value,) if isinstance(value, (int, float, str)) else value
-      if not isinstance(value, (tuple, list)):
-        raise ValueError
-      return kind(value)
-    try:
-      return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      return text
-  except (ValueError, SyntaxError):
-    want = {bool: "true or false", int: "an integer", float: "a number",
-            tuple: "a tuple such as (256, 256)", list: "a list such as [1, 2]"}
-    raise ConfigError(f"--config.{key}={text!r} has the wrong type; expected "
-                      f"{want.get(kind, kind.__name__)}.") from None
-
-
-def _field(config: ml_collections.ConfigDict, key: str):
-  """The group holding the dotted ``key`` and its last part; ConfigError for unknown keys."""
-  node, parts = config, key.split(".")
-  for i, part in enumerate(parts):
-    known = list(node.keys())
-    if part not in known:
-      where = ".".join(parts[:i]) or "the config"
-      close = difflib.get_close_matches(part, known, n=1)
-      hint = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
-      raise ConfigError(f"--config.{key}: {'.'.join(parts[:i + 1])!r} is not a config key.{hint}"
-                        f" Keys of {where}: {', '.join(sorted(known))}.")
-    if i < len(parts) - 1:
-      node = node[part]
-      if not isinstance(node, ml_collections.ConfigDict):
-        raise ConfigError(f"--config.{key}: {'.'.join(parts[:i + 1])!r} is a value, not a group.")
-  last = parts[-1]
-  if isinstance(node[last], ml_collections.ConfigDict):
-    raise ConfigError(f"--config.{key} is a group of settings ({', '.join(node[last].keys())}); "
-                      "set its fields one by one.")
-  return node, last
-
-
-def apply_override(config: ml_collections.ConfigDict, key: str, text) -> None:
-  """Sets ``config.<key>`` (dotted) from command-line ``text`` or a Python value (from a sweep).
-
-  Raises:
-    ConfigError: unknown key, a group instead of a value, or a value of the wrong type.
-  """
-  node, last = _field(config, key)
-  value = parse_value(text, node.get_type(last), key) if isinstance(text, str) else text
-  if isinstance(value, list) and node.get_type(last) is tuple:
-    value = tuple(value)
-  try:
-    node[last] = value
-  except TypeError as e:
-    raise ConfigError(f"--config.{key}={text!r} has the wrong type: {e}") from None
-
-
 def parse_args(argv: Sequence[str], default_config: str):
   """Splits argv into (config path, overrides [(key, text)], options dict).
 
@@ -161,7 +72,7 @@ def parse_args(argv: Sequence[str], default_config: str):
              "sequential": False}
   flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
            "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True)}
-  it = iter(argv)
+  it, given = iter(argv), set()
   for arg in it:
     name, eq, value = arg.partition("=")
     needs_value = name in ("--config", "--workdir", "--sweep")
@@ -171,6 +82,10 @@ def parse_args(argv: Sequence[str], default_config: str):
         raise ConfigError(f"{name} needs a value. {USAGE}")
     if needs_value and not value:
       raise ConfigError(f"{name} needs a non-empty value. {USAGE}")
+    if name in ("--config", "--workdir") or name.startswith("--config."):
+      if name in given:
+        raise ConfigError(f"{name} is given twice; give it once.")
+      given.add(name)
     if name == "--config":
       path = value
     elif name == "--workdir":
@@ -190,22 +105,31 @@ def parse_args(argv: Sequence[str], default_config: str):
   return path, overrides, options
 
 
-def resolve_config(path: str, overrides, module=None):
-  """Loads ``path`` (or uses its loaded ``module``), applies overrides, then ``finalize``."""
-  module = load_config_module(path) if module is None else module
-  config = module.get_config()
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f"--config={path!r}: get_config() returned {type(config).__name__}, "
-                      "not an ml_collections.ConfigDict.")
-  config.lock()
-  for key, text in overrides:
-    apply_override(config, key, text)
-  if hasattr(module, "finalize"):
-    config = module.finalize(config)
+def build(path: str, config, overrides=()):
+  """``(program, built, ignored)``: the program named by ``config.program`` validates ``config``.
+
+  A field the program needs but the config lacks is reported against the config file.
+  ``ignored`` maps each of ``overrides``' keys that has no effect in this config to why.
+  """
   if "program" not in config:
     raise ConfigError(f"--config={path!r}: the config has no 'program' field; "
                       f"allowed programs: {', '.join(PROGRAMS.names())}.")
-  return config
+  check_numbers(config)
+  prog = program(config.program)
+  try:
+    built = prog.build(config)
+  except (AttributeError, KeyError) as e:
+    field = str(e.args[0]).strip("'\"") if e.args else "?"
+    raise ConfigError(f"--config={path!r}: the config lacks the field {field!r}, which the "
+                      f"program {config.program!r} needs; start from a config of that program "
+                      "in experiments/configs/.") from None
+  ignored = getattr(prog, "ignored_keys", lambda c: {})(config)
+  return prog, built, {k: ignored[k] for k, _ in overrides if k in ignored}
+
+
+def _warn(ignored: dict) -> None:
+  for key, why in ignored.items():
+    print(f"warning: --config.{key} has no effect: {why}.", file=sys.stderr)
 
 
 def program(name: str):
@@ -266,21 +190,33 @@ def _prepare(argv, default_config):
                               grid)
   if members is None:
     config = resolve_config(path, overrides, module)
-    prog = program(config.program)
-    built = prog.build(config)
+    prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
     lock = workdir_lib.claim(workdir, workdir_lib.run_identity(config.program, built.config))
+    _warn(ignored)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
             "options": options, "lock": lock}
-  programs, built, identities = [], [], []
+  swept = sorted({k for m in members for k, _ in m} & {k for k, _ in overrides})
+  if swept:
+    raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
+                      "give its values in the sweep only.")
+  programs, built, identities, ignored, seen = [], [], [], {}, {}
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
-      programs.append(program(config.program))
-      built.append(programs[-1].build(config))
-      identities.append(workdir_lib.run_identity(config.program, built[-1].config))
+      prog, b, unused = build(path, config, list(overrides) + list(member))
+      programs.append(prog)
+      built.append(b)
+      ignored.update(unused)
+      identities.append(workdir_lib.run_identity(config.program, b.config))
     except ConfigError as e:
       raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
+    full = json.dumps(record.flatten_config(b.config), sort_keys=True, default=repr)
+    if full in seen:
+      raise ConfigError(f"sweep members {seen[full]} ({_member_text(members[seen[full]])}) and "
+                        f"{i} ({_member_text(member)}) are the same run: their configs are "
+                        "equal. Each member must differ.")
+    seen[full] = i
   workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
   names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
   lock = workdir_lib.claim(workdir, workdir_lib.group_identity(
@@ -291,6 +227,7 @@ def _prepare(argv, default_config):
   except ConfigError:
     lock.release()
     raise
+  _warn(ignored)
   return {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
           "options": options, "lock": lock, "identities": identities}
 

@@ -46,6 +46,7 @@ HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every
 EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
+ignored_keys = config_lib.ignored_keys
 
 
 def group_key(exp) -> str:
