@@ -215,6 +215,8 @@ BAD_INPUTS = [
     (["--config.optimizer.lr=1e-3", "--sweep", "optimizer.lr=1e-3,1e-4"],
      ["--config.optimizer.lr is given", "the sweep sets 'optimizer.lr'"]),
     (["--sweep", "optimizer.lr=1e-3,0.001"], ["members 0", "and 1", "the same run"]),
+    (["--sweep", "seed=0:1000000"], ["1000000 members", "at most 10000"]),  # never expanded
+    (["--sweep", "seed=0:101", "--sweep", "batch_size=1:101"], ["10100 members", "101 x 100"]),
     (["--workdir", "{corrupt:file}"] + TINY, ["checkpoint folder", "is a file"]),
     (["--workdir", "{corrupt:garbage}"] + TINY, ["checkpoint folder", "cannot be used"]),
 ]

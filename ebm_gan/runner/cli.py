@@ -6,12 +6,15 @@ Conventions follow ml_collections' ``config_flags``::
       [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] [--no-progress]
 
 A config file defines ``get_config() -> ConfigDict`` (and optionally
-``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch,
-and ``sweep(add)``, a sweep declared as code); ``config.program`` names the
-program that runs it. Every user error — unknown key, wrong type, unknown
-name, bad value, unwritable or mismatched workdir, corrupt checkpoint folder —
-is reported as one paragraph on stderr with exit status 2, before anything
-compiles (for a sweep: before any member starts).
+``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch —
+the overrides are applied again after it, so what the user gave wins — and
+``sweep(add)``, a sweep declared as code); ``config.program`` names the program
+that runs it. A config file is Python and is executed, like any script. Every
+user error — a broken config file, unknown key, wrong type, unknown name, bad
+value, an option given twice, an unwritable workdir, a workdir of another run
+or in use by a live one (see :mod:`ebm_gan.runner.workdir`), a checkpoint folder
+that cannot be read — is reported as one paragraph on stderr with exit status
+2, before anything compiles (for a sweep: before any member starts).
 
 * ``--workdir DIR``: the run folder (default ``runs/<config-stem>-<timestamp>``,
   ``runs/<config-stem>-sweep-<timestamp>`` for a sweep). Running again with
@@ -26,7 +29,8 @@ compiles (for a sweep: before any member starts).
 Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
 (or a sweep member) diverged — results, last good checkpoint and summary are
 kept; 4 a sweep member failed with an error (the others' results are kept; its
-traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable).
+traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable); 143
+terminated by SIGTERM (handled like Ctrl-C; resumable).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import datetime
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from ebm_gan.runner import record
@@ -49,6 +55,7 @@ from ebm_gan.runner.config_file import (  # noqa: F401  (apply_override, parse_v
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 RUNS_ROOT = "runs"
 
 # name -> program: ``build(config)`` (the one validation pass, ConfigError on a bad field)
@@ -232,23 +239,48 @@ def _prepare(argv, default_config):
           "options": options, "lock": lock, "identities": identities}
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _on_sigterm(signum, frame):
+  del signum, frame
+  raise Terminated()
+
+
 def main(argv: Sequence[str], default_config: str) -> int:
-  """Runs the launcher; returns the process exit status (see the module docstring)."""
+  """Runs the launcher; returns the process exit status (see the module docstring).
+
+  SIGTERM is handled like Ctrl-C (the run stops where it is, resumable), with exit 143.
+  """
+  in_main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+  try:
+    return _main(argv, default_config)
+  finally:
+    if in_main:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str], default_config: str) -> int:
   try:
     plan = _prepare(argv, default_config)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  except Terminated:
+    return EXIT_TERMINATED
   workdir = plan["workdir"]
   try:
     return _execute(plan)
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  except KeyboardInterrupt:
-    print(f"interrupted; run the same command with --workdir={workdir} to resume from the "
+  except KeyboardInterrupt as e:
+    what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+    print(f"{what}; run the same command with --workdir={workdir} to resume from the "
           "latest checkpoint.", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
   finally:
     plan["lock"].release()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import re
 import time
@@ -38,6 +39,7 @@ from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
+MAX_MEMBERS = 10_000  # a larger sweep is refused before its members are built
 Member = list  # [(key, value)]
 
 
@@ -78,6 +80,8 @@ def parse_axis(spec: str) -> tuple[str, list[str]]:
   m = _RANGE.match(values.strip())
   if m:
     start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    if step and len(range(start, stop, step)) > MAX_MEMBERS:
+      raise _too_many(len(range(start, stop, step)), f"--sweep {spec!r}")
     texts = [str(v) for v in range(start, stop, step)] if step else []
     if not texts:
       raise ConfigError(f"--sweep {spec!r}: the range {values!r} is empty; "
@@ -97,7 +101,15 @@ def expand_grid(specs: Sequence[str]) -> list[Member]:
   if repeated:
     raise ConfigError(f"--sweep names {repeated[0]!r} twice; give all its values in one "
                       "--sweep KEY=V1,V2,...")
+  size = math.prod(len(v) for _, v in axes)
+  if size > MAX_MEMBERS:
+    raise _too_many(size, "the --sweep grid (" + " x ".join(str(len(v)) for _, v in axes) + ")")
   return [list(zip(keys, values)) for values in itertools.product(*(v for _, v in axes))]
+
+
+def _too_many(size: int, what: str) -> ConfigError:
+  return ConfigError(f"{what} has {size} members; at most {MAX_MEMBERS} are allowed in one "
+                     "sweep. Split it into several sweeps (each in its own --workdir).")
 
 
 def from_config(module) -> list[Member] | None:
@@ -108,10 +120,14 @@ def from_config(module) -> list[Member] | None:
   members: list[Member] = []
 
   def add(**overrides):
+    if len(members) >= MAX_MEMBERS:
+      raise _too_many(len(members) + 1, "the config file's sweep()")
     members.append(list(overrides.items()))
 
   try:
     fn(add)
+  except ConfigError:
+    raise
   except Exception as e:  # a broken sweep() is a user error with its reason
     raise ConfigError(f"the config file's sweep() failed: {type(e).__name__}: {e}") from None
   if not members:
@@ -127,6 +143,10 @@ def combine(first: list[Member] | None, second: list[Member] | None) -> list[Mem
   if shared:
     raise ConfigError(f"--sweep sets {shared[0]!r}, which the config file's sweep() sets too; "
                       "sweep other keys, or pass --no-sweep to replace the file's sweep.")
+  if len(first) * len(second) > MAX_MEMBERS:
+    raise _too_many(len(first) * len(second),
+                    f"the config file's sweep() ({len(first)}) times the --sweep grid "
+                    f"({len(second)})")
   return check_distinct([a + b for a in first for b in second])
 
 
@@ -236,17 +256,11 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
   names = [member_name(i, m) for i, m in enumerate(members)]
   dirs = [os.path.join(workdir, n) for n in names]
   rows: list[dict | None] = [None] * len(members)
+  claims = _Claims(names, dirs, identities)
 
   def done(i, summary):
     rows[i] = table_row(names[i], members[i], summary)
     write_table(workdir, [r for r in rows if r is not None])
-
-  idents = list(identities) if identities is not None else None
-
-  def claimed(folders, group):
-    if idents is None:
-      return contextlib.ExitStack()
-    return _claimed(folders, [idents[i] for i in group])
 
   groups = plan(programs, built) if vectorise else [[i] for i in range(len(built))]
   for group in groups:
@@ -255,8 +269,7 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
       group_dir = os.path.join(
           workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3])
       try:
-        with claimed([dirs[i] for i in group], group), _claimed_group(
-            group_dir, [(names[i], idents[i]) for i in group] if idents else None):
+        with claims.group(group, group_dir):
           summaries = programs[group[0]].run_group(
               [built[i] for i in group], [dirs[i] for i in group], group_dir, progress=progress)
       except Exception:  # pylint: disable=broad-except
@@ -268,28 +281,47 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
           done(i, s)
         continue
     for i in group:
-      t = time.perf_counter()
-      try:
-        claim = claimed([dirs[i]], [i])
-      except ConfigError as e:  # another run's folder, or in use: write nothing there
-        done(i, _failed(e, None, time.perf_counter() - t))
-        continue
-      try:
-        with claim:
-          summary = dict(programs[i].run(built[i], dirs[i], progress=progress))
-        summary.setdefault("wall_s", time.perf_counter() - t)
-      except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
-        summary = _failed(e, dirs[i], time.perf_counter() - t)
-      done(i, summary)
+      done(i, _run_one(programs[i], built[i], dirs[i], claims, i, progress))
   return rows
 
 
-def _claimed_group(folder: str, members) -> contextlib.ExitStack:
-  """Claims a vectorised group's checkpoint folder for exactly these members, in this order."""
-  if members is None:
-    return contextlib.ExitStack()
-  programs = ",".join(sorted({ident["program"] for _, ident in members}))
-  return _claimed([folder], [workdir_lib.group_identity(programs, "group", members)])
+def _run_one(program, built, folder: str, claims: "_Claims", i: int, progress: bool) -> dict:
+  """One member's summary, or its failed row (never an exception)."""
+  t = time.perf_counter()
+  try:
+    claim = claims.member(i)
+  except ConfigError as e:  # another run's folder, or in use: write nothing there
+    return _failed(e, None, time.perf_counter() - t)
+  try:
+    with claim:
+      summary = dict(program.run(built, folder, progress=progress))
+    summary.setdefault("wall_s", time.perf_counter() - t)
+  except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
+    summary = _failed(e, folder, time.perf_counter() - t)
+  return summary
+
+
+class _Claims:
+  """The members' folders (and vectorised groups' folders) claimed while they run."""
+
+  def __init__(self, names, dirs, identities):
+    self.names, self.dirs = names, dirs
+    self.identities = list(identities) if identities is not None else None
+
+  def member(self, i: int) -> contextlib.ExitStack:
+    if self.identities is None:
+      return contextlib.ExitStack()
+    return _claimed([self.dirs[i]], [self.identities[i]])
+
+  def group(self, group: list[int], folder: str) -> contextlib.ExitStack:
+    """The members' folders, and ``folder`` for exactly these members in this order."""
+    if self.identities is None:
+      return contextlib.ExitStack()
+    members = [(self.names[i], self.identities[i]) for i in group]
+    programs = ",".join(sorted({ident["program"] for _, ident in members}))
+    return _claimed([self.dirs[i] for i in group] + [folder],
+                    [self.identities[i] for i in group]
+                    + [workdir_lib.group_identity(programs, "group", members)])
 
 
 def exit_status(rows: list[dict]) -> str:
