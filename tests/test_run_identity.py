@@ -188,20 +188,22 @@ def test_the_changed_value_sweep_rerun_is_refused(tmp_path, capsys):
   assert sorted(os.listdir(path)) == names  # nothing new: no member folder for lr=1e-2
 
 
+LONG = [a for a in TINY if not a.startswith(("--config.steps=", "--config.steps_per_dispatch="))
+        ] + ["--config.steps=3000", "--config.steps_per_dispatch=100"]
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_the_second_refused_the_first_intact(tmp_path):
   path = str(tmp_path / "run")
   first = subprocess.Popen(
-      [sys.executable, "-m", "experiments.run", *TINY, "--config.steps=3000",
-       "--config.steps_per_dispatch=100", "--workdir", path], cwd=ROOT,
+      [sys.executable, "-m", "experiments.run", *LONG, "--workdir", path], cwd=ROOT,
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   lock_file = os.path.join(path, workdir_lib.LOCK)
   deadline = time.time() + 120
   while not (os.path.exists(lock_file) and os.path.getsize(lock_file)) and time.time() < deadline:
     time.sleep(0.05)
   second = subprocess.run(
-      [sys.executable, "-m", "experiments.run", *TINY, "--config.steps=3000",
-       "--config.steps_per_dispatch=100", "--workdir", path],  # the same run: the lock refuses
+      [sys.executable, "-m", "experiments.run", *LONG, "--workdir", path],  # the same run
       cwd=ROOT, capture_output=True, text=True, timeout=240)
   assert first.wait(timeout=600) == 0, first.stderr.read()
   assert second.returncode == cli.EXIT_USER_ERROR, second.stderr

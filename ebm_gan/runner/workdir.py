@@ -147,13 +147,17 @@ class Lock:
     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # held by a live process (other errors: the folder cannot lock)
       holder = self._holder()
       os.close(self._fd)
       self._fd = None
       raise ConfigError(
           f"--workdir={path!r} is in use by another run ({holder}); it holds the folder's "
           "lock for as long as it lives. Wait for it to end, or pass another --workdir.") from None
+    except OSError:
+      os.close(self._fd)
+      self._fd = None
+      raise
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     os.ftruncate(self._fd, 0)
