@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from ebm_gan.runner import cli
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +36,31 @@ def test_overrides_are_typed():
 def test_smoke_switch_shrinks_the_run():
   c = _config("smoke=true")
   assert c.steps <= 100 and c.model.energy_hidden == (32, 32)
+
+
+def test_explicit_overrides_win_over_the_smoke_switch():
+  c = _config("smoke=true", "model.energy_hidden=(8,)", "steps=40")
+  assert c.model.energy_hidden == (8,) and c.steps == 40
+  assert c.model.generator_hidden == (32, 32)  # not overridden: smoke's
+
+
+def test_critic_lr_none_means_same_as_lr():
+  c = _config("optimizer.critic_lr=None", "optimizer.lr=0.02")
+  assert c.optimizer.critic_lr is None
+  _, built, _ = cli.build(DEFAULT, c)
+  assert built.config.optimizer.critic_lr is None  # built: the critic at lr (config.py)
+
+
+def test_a_penalty_weight_without_a_penalty_is_warned_about_once(tmp_path, capsys):
+  argv = ["--config.penalty.name=none", "--config.penalty.weight=0.1", "--sweep", "seed=0,1",
+          "--workdir", str(tmp_path / "w")]
+  plan = cli._prepare(argv, DEFAULT)  # pylint: disable=protected-access
+  plan["lock"].release()
+  err = capsys.readouterr().err
+  assert err == ("warning: --config.penalty.weight has no effect: penalty.name='none'.\n"), err
+  single = argv[:2] + ["--workdir", str(tmp_path / "single")]
+  cli._prepare(single, DEFAULT)["lock"].release()  # a single run: once too
+  assert capsys.readouterr().err.count("warning:") == 1
 
 
 def test_parse_args_splits_flags_and_overrides():
@@ -70,9 +96,13 @@ def _main(capsys, *args):
   return rc, err
 
 
-def _corrupt_workdir(tmp_path, kind):
+def _corrupt_workdir(tmp_path, kind, args):
+  """A run folder of the run ``args`` (marked as such) whose checkpoints are damaged."""
   workdir = tmp_path / "corrupt"
   (workdir / "checkpoints").mkdir(parents=True)
+  overrides = [a[len("--config."):].split("=", 1) for a in args if a.startswith("--config.")]
+  workdir_lib.write_marker(str(workdir), workdir_lib.run_identity(
+      "ebm_gan", cli.resolve_config(DEFAULT, overrides)))
   if kind == "garbage":  # a step folder holding something else
     (workdir / "checkpoints" / "40").mkdir()
     (workdir / "checkpoints" / "40" / "default").write_text("not a checkpoint")
@@ -85,6 +115,23 @@ def _corrupt_workdir(tmp_path, kind):
 TINY = ["--config.steps=20", "--config.steps_per_dispatch=10", "--config.batch_size=8",
         "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
         "--config.penalty.name=none", "--config.eval_samples=50", "--no-progress"]
+
+_GET = "from experiments.configs.default import get_config\n"
+CONFIG_FILES = {  # config files with one mistake each
+    "raises.py": "def get_config():\n  raise RuntimeError('no data dir')\n",
+    "takes_arg.py": "def get_config(x):\n  return x\n",
+    "no_return.py": _GET + "def finalize(c):\n  c.steps = 3\n",
+    "adds_key.py": _GET + "def finalize(c):\n  c.stepz = 3\n  return c\n",
+    "missing.py": ("import ml_collections\ndef get_config():\n  return ml_collections.ConfigDict("
+                   "{'program': 'ebm_gan', 'seed': 0})\n"),
+    "frozen.py": ("import ml_collections\nfrom experiments.configs import default\n"
+                  "def get_config():\n  return ml_collections.FrozenConfigDict("
+                  "default.get_config())\n"),
+    "conf.yaml": "program: ebm_gan\n",
+    "exits.py": "import sys\nsys.exit(0)\n",
+    "toy_as_ebm.py": ("from experiments.configs import toy_games\ndef get_config():\n"
+                      "  c = toy_games.get_config()\n  c.program = 'ebm_gan'\n  return c\n"),
+}
 
 BAD_INPUTS = [
     (["--config.batchsize=3"], ["batchsize", "batch_size"]),                  # unknown key
@@ -137,6 +184,39 @@ BAD_INPUTS = [
     (["--workdir", "{tmp}/a_file"], ["is a file"]),                           # workdir is a file
     (["--config", "{tmp}/broken.py"], ["could not be loaded", "SyntaxError"]),  # broken config
     (["--config", "{tmp}/noget.py"], ["defines no get_config"]),             # no get_config
+    # config-file mistakes: the file and the problem, never a traceback
+    (["--config", "{tmp}/raises.py"], ["raises.py", "get_config() failed", "RuntimeError",
+                                       "no data dir"]),
+    (["--config", "{tmp}/takes_arg.py"], ["get_config() must take no arguments", "(x)"]),
+    (["--config", "{tmp}/no_return.py"], ["finalize(config) returned NoneType", "return c"]),
+    (["--config", "{tmp}/adds_key.py"], ["finalize() failed", "'stepz'", "not a field"]),
+    (["--config", "{tmp}/missing.py"], ["missing.py", "lacks the field 'steps'", "'ebm_gan'"]),
+    (["--config", "{tmp}/frozen.py"], ["FrozenConfigDict"]),
+    (["--config", "{tmp}/conf.yaml"], ["conf.yaml", "not a Python file"]),
+    (["--config", "{tmp}/exits.py"], ["exits.py", "sys.exit(0)"]),
+    (["--config", "{tmp}/toy_as_ebm.py"], ["lacks the field", "'ebm_gan'"]),
+    # numbers and combinations
+    (["--config.seed=18446744073709551616"], ["seed=18446744073709551616", "2**63"]),
+    (["--config.entropy.name=knn", "--config.entropy.knn.k=8", "--config.batch_size=8"],
+     ["entropy.knn.k=8", "batch_size=8", "larger than k"]),
+    (["--config.entropy.name=knn", "--config.batch_size=1"], ["entropy.knn.k=1", "batch_size=1"]),
+    (["--config.optimizer.lr=inf"], ["optimizer.lr=inf", "finite"]),
+    (["--config.optimizer.lr=nan"], ["optimizer.lr=nan", "finite"]),
+    (["--config.optimizer.critic_lr=inf"], ["optimizer.critic_lr=inf", "finite"]),
+    (["--config.penalty.weight=inf"], ["penalty.weight=inf", "finite"]),
+    (["--config.entropy.noisy.sigma=nan"], ["entropy.noisy.sigma=nan", "finite"]),
+    (["--sweep", "optimizer.lr=1e-3,inf"], ["sweep member 1", "optimizer.lr=inf"]),
+    (["--sweep", "optimizer.lr=1e-3,inf", "--sequential"], ["sweep member 1", "optimizer.lr=inf"]),
+    (["--config.critic_steps=5"], ["critic_steps=5", "scheme='simultaneous'", "alternating"]),
+    (["--config.critic_steps=5", "--config.scheme=extragradient"], ["critic_steps=5"]),
+    # the command line itself
+    (["--config.seed=1", "--config.seed=2"], ["--config.seed is given twice"]),
+    (["--workdir=a", "--workdir=b"], ["--workdir is given twice"]),
+    (["--config.optimizer.lr=1e-3", "--sweep", "optimizer.lr=1e-3,1e-4"],
+     ["--config.optimizer.lr is given", "the sweep sets 'optimizer.lr'"]),
+    (["--sweep", "optimizer.lr=1e-3,0.001"], ["members 0", "and 1", "the same run"]),
+    (["--sweep", "seed=0:1000000"], ["1000000 members", "at most 10000"]),  # never expanded
+    (["--sweep", "seed=0:101", "--sweep", "batch_size=1:101"], ["10100 members", "101 x 100"]),
     (["--workdir", "{corrupt:file}"] + TINY, ["checkpoint folder", "is a file"]),
     (["--workdir", "{corrupt:garbage}"] + TINY, ["checkpoint folder", "cannot be used"]),
 ]
@@ -148,12 +228,14 @@ def test_bad_input_exits_2_with_one_paragraph(tmp_path, capsys, args, words):
   (tmp_path / "a_file").write_text("x")
   (tmp_path / "broken.py").write_text("def get_config(:\n")
   (tmp_path / "noget.py").write_text("X = 1\n")
+  for name, text in CONFIG_FILES.items():
+    (tmp_path / name).write_text(text)
   (tmp_path / "swept.py").write_text(
       "from experiments.configs.optimizer_sweep import get_config, finalize, sweep\n")
   args = [a.replace("{tmp}", str(tmp_path)).replace("{swept}", str(tmp_path / "swept.py"))
           for a in args]
-  args = [_corrupt_workdir(tmp_path, a[len("{corrupt:"):-1]) if a.startswith("{corrupt:") else a
-          for a in args]
+  args = [_corrupt_workdir(tmp_path, a[len("{corrupt:"):-1], args) if a.startswith("{corrupt:")
+          else a for a in args]
   rc, err = _main(capsys, *args)
   assert rc == cli.EXIT_USER_ERROR, err
   assert err.startswith("error: ") and err.count("\n") == 1, err  # one paragraph

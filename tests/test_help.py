@@ -41,7 +41,8 @@ def test_help_lists_flags_fields_types_and_allowed_names(capsys):
 def test_help_shows_values_after_overrides_and_finalize(capsys):
   assert cli.main(["--config.steps=123", "--config.smoke=true", "-h"], DEFAULT) == 0
   out = capsys.readouterr().out
-  assert "100" in _field_line(out, "steps")  # smoke caps steps at 100 after the override
+  assert "123" in _field_line(out, "steps")  # an explicit override wins over smoke
+  assert "64" in _field_line(out, "batch_size")  # the smoke switch applied
   assert "True" in _field_line(out, "smoke")
 
 

@@ -66,3 +66,25 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
   for name in ("provenance.json", "summary.md", "curves.png", "samples.png"):
     assert os.path.exists(os.path.join(killed, name)), name
   assert os.listdir(os.path.join(killed, "tensorboard"))
+
+
+@pytest.mark.slow
+def test_sigterm_is_handled_like_ctrl_c_and_resumes(tmp_path):
+  workdir = str(tmp_path / "run")
+  log = open(tmp_path / "run.log", "w+")
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *ARGS, "--workdir", workdir],
+                          cwd=ROOT, stdout=log, stderr=log)
+  deadline = time.time() + 240
+  while _latest(workdir) is None and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGTERM)
+  proc.wait(timeout=120)
+  log.seek(0)
+  out = log.read()
+  if proc.returncode == cli.EXIT_OK:
+    pytest.skip("the run finished before the signal arrived")
+  assert proc.returncode == cli.EXIT_TERMINATED, out
+  assert "terminated (SIGTERM)" in out and f"--workdir={workdir}" in out
+  assert "Traceback" not in out, out
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK  # resumable
+  assert json.load(open(os.path.join(workdir, "summary.json")))["steps_done"] == STEPS

@@ -36,8 +36,8 @@ logging.getLogger("absl").setLevel(logging.ERROR)
 
 def _corrupt(directory: str, why: str) -> ConfigError:
   return ConfigError(
-      f"the checkpoint folder {directory!r} cannot be used to resume: {why}. Delete that folder "
-      "(or the broken step inside it) to start over, or pass another --workdir.")
+      f"the checkpoint folder {directory!r} cannot be used to resume: {why}. Move that folder "
+      "(or the broken step inside it) aside to start over, or pass another --workdir.")
 
 
 class Checkpoints:

@@ -6,12 +6,15 @@ Conventions follow ml_collections' ``config_flags``::
       [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] [--no-progress]
 
 A config file defines ``get_config() -> ConfigDict`` (and optionally
-``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch,
-and ``sweep(add)``, a sweep declared as code); ``config.program`` names the
-program that runs it. Every user error — unknown key, wrong type, unknown
-name, bad value, unwritable or mismatched workdir, corrupt checkpoint folder —
-is reported as one paragraph on stderr with exit status 2, before anything
-compiles (for a sweep: before any member starts).
+``finalize(config)``, applied after the overrides, e.g. for a ``smoke`` switch —
+the overrides are applied again after it, so what the user gave wins — and
+``sweep(add)``, a sweep declared as code); ``config.program`` names the program
+that runs it. A config file is Python and is executed, like any script. Every
+user error — a broken config file, unknown key, wrong type, unknown name, bad
+value, an option given twice, an unwritable workdir, a workdir of another run
+or in use by a live one (see :mod:`ebm_gan.runner.workdir`), a checkpoint folder
+that cannot be read — is reported as one paragraph on stderr with exit status
+2, before anything compiles (for a sweep: before any member starts).
 
 * ``--workdir DIR``: the run folder (default ``runs/<config-stem>-<timestamp>``,
   ``runs/<config-stem>-sweep-<timestamp>`` for a sweep). Running again with
@@ -26,32 +29,35 @@ compiles (for a sweep: before any member starts).
 Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
 (or a sweep member) diverged — results, last good checkpoint and summary are
 kept; 4 a sweep member failed with an error (the others' results are kept; its
-traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable).
+traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable); 143
+terminated by SIGTERM (handled like Ctrl-C; resumable).
 """
 
 from __future__ import annotations
 
-import ast
 import datetime
-import difflib
-import importlib.util
+import json
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Sequence
-
-import ml_collections
 
 from ebm_gan.runner import console
 from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
+from ebm_gan.runner.config_file import (  # noqa: F401  (apply_override, parse_value: re-exported)
+    apply_override, check_numbers, load_config_module, parse_value, resolve_config)
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 RUNS_ROOT = "runs"
 
 # name -> program: ``build(config)`` (the one validation pass, ConfigError on a bad field)
@@ -62,93 +68,6 @@ PROGRAMS = Registry("program", {"ebm_gan": ebm_gan_program, "toy_games": toy_gam
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
          "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] "
          "[--no-progress] [--dry-run] [--help]")
-
-
-def load_config_module(path: str):
-  """Imports a config file by path; ConfigError if missing or without get_config()."""
-  if not os.path.isfile(path):
-    raise ConfigError(f"--config={path!r}: no such config file.")
-  spec = importlib.util.spec_from_file_location(
-      "ebm_gan_config_" + os.path.splitext(os.path.basename(path))[0], path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-  except Exception as e:  # a broken config file is a user error with a reason
-    raise ConfigError(f"--config={path!r} could not be loaded: {type(e).__name__}: {e}") from e
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"--config={path!r} defines no get_config() function.")
-  return module
-
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-def parse_value(text: str, kind: type, key: str):
-  """Converts the command-line string ``text`` to the type of the field ``key``."""
-  try:
-    if kind is bool:
-      if text.lower() in _TRUE | _FALSE:
-        return text.lower() in _TRUE
-      raise ValueError
-    if kind is int:
-      return int(text)
-    if kind is float:
-      return float(text)
-    if kind is str:
-      return text
-    if kind in (tuple, list):
-      value = ast.literal_eval(text)
-      value = (value,) if isinstance(value, (int, float, str)) else value
-      if not isinstance(value, (tuple, list)):
-        raise ValueError
-      return kind(value)
-    try:
-      return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      return text
-  except (ValueError, SyntaxError):
-    want = {bool: "true or false", int: "an integer", float: "a number",
-            tuple: "a tuple such as (256, 256)", list: "a list such as [1, 2]"}
-    raise ConfigError(f"--config.{key}={text!r} has the wrong type; expected "
-                      f"{want.get(kind, kind.__name__)}.") from None
-
-
-def _field(config: ml_collections.ConfigDict, key: str):
-  """The group holding the dotted ``key`` and its last part; ConfigError for unknown keys."""
-  node, parts = config, key.split(".")
-  for i, part in enumerate(parts):
-    known = list(node.keys())
-    if part not in known:
-      where = ".".join(parts[:i]) or "the config"
-      close = difflib.get_close_matches(part, known, n=1)
-      hint = f" Did you mean {'.'.join(parts[:i] + close)!r}?" if close else ""
-      raise ConfigError(f"--config.{key}: {'.'.join(parts[:i + 1])!r} is not a config key.{hint}"
-                        f" Keys of {where}: {', '.join(sorted(known))}.")
-    if i < len(parts) - 1:
-      node = node[part]
-      if not isinstance(node, ml_collections.ConfigDict):
-        raise ConfigError(f"--config.{key}: {'.'.join(parts[:i + 1])!r} is a value, not a group.")
-  last = parts[-1]
-  if isinstance(node[last], ml_collections.ConfigDict):
-    raise ConfigError(f"--config.{key} is a group of settings ({', '.join(node[last].keys())}); "
-                      "set its fields one by one.")
-  return node, last
-
-
-def apply_override(config: ml_collections.ConfigDict, key: str, text) -> None:
-  """Sets ``config.<key>`` (dotted) from command-line ``text`` or a Python value (from a sweep).
-
-  Raises:
-    ConfigError: unknown key, a group instead of a value, or a value of the wrong type.
-  """
-  node, last = _field(config, key)
-  value = parse_value(text, node.get_type(last), key) if isinstance(text, str) else text
-  if isinstance(value, list) and node.get_type(last) is tuple:
-    value = tuple(value)
-  try:
-    node[last] = value
-  except TypeError as e:
-    raise ConfigError(f"--config.{key}={text!r} has the wrong type: {e}") from None
 
 
 def parse_args(argv: Sequence[str], default_config: str):
@@ -163,7 +82,7 @@ def parse_args(argv: Sequence[str], default_config: str):
   flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
            "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True),
            "--help": ("help", True), "-h": ("help", True), "--dry-run": ("dry_run", True)}
-  it = iter(argv)
+  it, given = iter(argv), set()
   for arg in it:
     name, eq, value = arg.partition("=")
     needs_value = name in ("--config", "--workdir", "--sweep")
@@ -173,6 +92,10 @@ def parse_args(argv: Sequence[str], default_config: str):
         raise ConfigError(f"{name} needs a value. {USAGE}")
     if needs_value and not value:
       raise ConfigError(f"{name} needs a non-empty value. {USAGE}")
+    if name in ("--config", "--workdir") or name.startswith("--config."):
+      if name in given:
+        raise ConfigError(f"{name} is given twice; give it once.")
+      given.add(name)
     if name == "--config":
       path = value
     elif name == "--workdir":
@@ -192,42 +115,36 @@ def parse_args(argv: Sequence[str], default_config: str):
   return path, overrides, options
 
 
-def resolve_config(path: str, overrides, module=None):
-  """Loads ``path`` (or uses its loaded ``module``), applies overrides, then ``finalize``."""
-  module = load_config_module(path) if module is None else module
-  config = module.get_config()
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f"--config={path!r}: get_config() returned {type(config).__name__}, "
-                      "not an ml_collections.ConfigDict.")
-  config.lock()
-  for key, text in overrides:
-    apply_override(config, key, text)
-  if hasattr(module, "finalize"):
-    config = module.finalize(config)
+def build(path: str, config, overrides=()):
+  """``(program, built, ignored)``: the program named by ``config.program`` validates ``config``.
+
+  A field the program needs but the config lacks is reported against the config file.
+  ``ignored`` maps each of ``overrides``' keys that has no effect in this config to why.
+  """
   if "program" not in config:
     raise ConfigError(f"--config={path!r}: the config has no 'program' field; "
                       f"allowed programs: {', '.join(PROGRAMS.names())}.")
-  return config
+  check_numbers(config)
+  prog = program(config.program)
+  try:
+    built = prog.build(config)
+  except (AttributeError, KeyError) as e:
+    field = str(e.args[0]).strip("'\"") if e.args else "?"
+    raise ConfigError(f"--config={path!r}: the config lacks the field {field!r}, which the "
+                      f"program {config.program!r} needs; start from a config of that program "
+                      "in experiments/configs/.") from None
+  ignored = getattr(prog, "ignored_keys", lambda c: {})(config)
+  return prog, built, {k: ignored[k] for k, _ in overrides if k in ignored}
+
+
+def _warn(ignored: dict) -> None:
+  for key, why in ignored.items():
+    print(f"warning: --config.{key} has no effect: {why}.", file=sys.stderr)
 
 
 def program(name: str):
   """The program ``name`` (see :data:`PROGRAMS`)."""
   return PROGRAMS.get(name, key="program")
-
-
-def check_workdir(workdir: str) -> str:
-  """Creates ``workdir`` (and parents) or raises ConfigError if it cannot be written."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ConfigError(f"--workdir={workdir!r} is a file, not a folder.")
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise ConfigError(f"--workdir={workdir!r} is not a writable folder: {e.strerror}.") from None
-  return workdir
 
 
 def has_checkpoint(workdir: str) -> bool:
@@ -247,7 +164,7 @@ def _latest_run(root: str, prefix: str) -> str | None:
 def choose_workdir(options: dict, path: str, is_sweep: bool) -> str:
   """``--workdir``; with ``--resume`` alone the newest matching run folder; else a new one."""
   stem = os.path.splitext(os.path.basename(path))[0] + ("-sweep" if is_sweep else "")
-  workdir = options["workdir"]
+  workdir = options["workdir"] and workdir_lib.expand(options["workdir"])
   if workdir is None and options["resume"]:
     workdir = _latest_run(RUNS_ROOT, stem)
     if workdir is None:
@@ -271,7 +188,11 @@ def _member_text(member) -> str:
 
 
 def _prepare(argv, default_config):
-  """Everything that can be refused before a run starts: returns a plan of what to run."""
+  """Everything that can be refused before a run starts: returns a plan of what to run.
+
+  The run (or sweep) folder is claimed here — checked against the run's identity,
+  locked and marked — so the plan holds the lock, to be released when the run ends.
+  """
   path, overrides, options = parse_args(argv, default_config)
   module = load_config_module(path)
   if options["help"]:
@@ -283,59 +204,125 @@ def _prepare(argv, default_config):
                               grid)
   if members is None:
     config = resolve_config(path, overrides, module)
-    prog = program(config.program)
-    built = prog.build(config)
-    workdir = choose_workdir(options, path, is_sweep=False)
-    workdir = workdir if options["dry_run"] else check_workdir(workdir)
+    prog, built, ignored = build(path, config, overrides)
+    workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
+    lock = None if options["dry_run"] else workdir_lib.claim(
+        workdir, workdir_lib.run_identity(config.program, built.config))
+    _warn(ignored)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
-            "options": options}
-  programs, built = [], []
+            "options": options, "lock": lock}
+  swept = sorted({k for m in members for k, _ in m} & {k for k, _ in overrides})
+  if swept:
+    raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
+                      "give its values in the sweep only.")
+  programs, built, identities, ignored, seen = [], [], [], {}, {}
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
-      programs.append(program(config.program))
-      built.append(programs[-1].build(config))
+      prog, b, unused = build(path, config, list(overrides) + list(member))
+      programs.append(prog)
+      built.append(b)
+      ignored.update(unused)
+      identities.append(workdir_lib.run_identity(config.program, b.config))
     except ConfigError as e:
       raise ConfigError(f"sweep member {i} ({_member_text(member)}): {e}") from None
-  workdir = choose_workdir(options, path, is_sweep=True)
-  workdir = workdir if options["dry_run"] else check_workdir(workdir)
-  return {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
-          "options": options}
+    full = json.dumps(record.flatten_config(b.config), sort_keys=True, default=repr)
+    if full in seen:
+      raise ConfigError(f"sweep members {seen[full]} ({_member_text(members[seen[full]])}) and "
+                        f"{i} ({_member_text(member)}) are the same run: their configs are "
+                        "equal. Each member must differ.")
+    seen[full] = i
+  workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
+  _warn(ignored)
+  plan = {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
+          "options": options, "lock": None, "identities": identities}
+  if not options["dry_run"]:
+    plan["lock"] = _claim_sweep(workdir, members, identities)
+  return plan
+
+
+def _claim_sweep(workdir: str, members, identities):
+  """Locks and marks the sweep folder, after checking every member folder already there."""
+  names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
+  lock = workdir_lib.claim(workdir, workdir_lib.group_identity(
+      ",".join(sorted({i["program"] for i in identities})), "sweep", list(zip(names, identities))))
+  try:
+    for name, identity in zip(names, identities):
+      workdir_lib.check(os.path.join(workdir, name), identity)
+  except ConfigError:
+    lock.release()
+    raise
+  return lock
+
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _on_sigterm(signum, frame):
+  del signum, frame
+  raise Terminated()
 
 
 def main(argv: Sequence[str], default_config: str) -> int:
-  """Runs the launcher; returns the process exit status (see the module docstring)."""
+  """Runs the launcher; returns the process exit status (see the module docstring).
+
+  SIGTERM is handled like Ctrl-C (the run stops where it is, resumable), with exit 143.
+  """
+  in_main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+  try:
+    return _main(argv, default_config)
+  finally:
+    if in_main:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str], default_config: str) -> int:
   try:
     plan = _prepare(argv, default_config)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  except Terminated:
+    return EXIT_TERMINATED
   if "help" in plan or plan["options"]["dry_run"]:
     print(plan.get("help") or console.dry_run(plan), end="")
     return EXIT_OK
-  workdir, options = plan["workdir"], plan["options"]
+  workdir = plan["workdir"]
   try:
-    if plan["sweep"] is None:
-      print(f"run folder: {workdir}", flush=True)
-      summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
-      print(tables.summary_table(record.flat_scalars(summary)))
-      print(f"run folder: {workdir}")
-      status = summary.get("status")
-    else:
-      members = plan["sweep"]
-      print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
-      rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
-                                   progress=options["progress"],
-                                   vectorise=not options["sequential"])
-      print(console.sweep_table(rows, members))
-      print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
-            "per member)")
-      status = sweep_lib.exit_status(rows)
+    return _execute(plan)
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  except KeyboardInterrupt:
-    print(f"interrupted; run the same command with --workdir={workdir} to resume from the "
+  except KeyboardInterrupt as e:
+    what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+    print(f"{what}; run the same command with --workdir={workdir} to resume from the "
           "latest checkpoint.", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+  finally:
+    if plan["lock"] is not None:
+      plan["lock"].release()
+
+
+def _execute(plan) -> int:
+  """Runs a prepared plan; returns the exit status."""
+  workdir, options = plan["workdir"], plan["options"]
+  if plan["sweep"] is None:
+    print(f"run folder: {workdir}", flush=True)
+    summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
+    print(tables.summary_table(record.flat_scalars(summary)))
+    print(f"run folder: {workdir}")
+    status = summary.get("status")
+  else:
+    members = plan["sweep"]
+    print(f"sweep: {sweep_lib.describe(members)} -> {workdir}")
+    rows = sweep_lib.run_members(members, plan["programs"], plan["built"], workdir,
+                                 progress=options["progress"],
+                                 vectorise=not options["sequential"],
+                                 identities=plan["identities"])
+    print(console.sweep_table(rows, members))
+    print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
+          "per member)")
+    status = sweep_lib.exit_status(rows)
   return {"diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}.get(status, EXIT_OK)

@@ -136,11 +136,14 @@ def build_optimizer(config, players, lr=None, critic_lr=None):
   """
   o = config.optimizer
   lr = o.lr if lr is None else lr
+  critic_key = "optimizer.lr" if o.critic_lr is None else "optimizer.critic_lr"
   if critic_lr is None:
     critic_lr = lr if o.critic_lr is None else o.critic_lr
-  with reported_as("optimizer"):
+  with reported_as(None):  # each rate is reported against the key it came from
+    optim.check_learning_rate(lr, "optimizer.lr")
+    optim.check_learning_rate(critic_lr, critic_key)
     return optim.per_player({
-        p: optim.make(o.name, lr if p == "generator" else critic_lr, key="name")
+        p: optim.make(o.name, lr if p == "generator" else critic_lr, key="optimizer.name")
         for p in players})
 
 
@@ -165,6 +168,12 @@ def build(config) -> Experiment:
   if o.critic_lr is not None:
     check_positive(o.critic_lr, "optimizer.critic_lr")
   SCHEMES.get(config.scheme, key="scheme")
+  if config.critic_steps > 1 and config.scheme != "alternating":
+    raise ConfigError(f"critic_steps={config.critic_steps} is not allowed with "
+                      f"scheme={config.scheme!r}: only the 'alternating' scheme takes several "
+                      "critic steps per generator step; set scheme='alternating' or "
+                      "critic_steps=1.")
+  _check_batch_for_estimator(config, game)
   tx = build_optimizer(config, game.players)
   return Experiment(config, game, tx, dataset, devices=_devices(config))
 
@@ -180,6 +189,26 @@ def _devices(config) -> int:
   with reported_as(None):
     parallel.check_divisible(config.batch_size, n)
   return n
+
+
+def _check_batch_for_estimator(config, game) -> None:
+  """The kNN estimator needs k other samples in the batch."""
+  estimator = getattr(game, "entropy", None)
+  if isinstance(estimator, entropy.KNN) and estimator.k >= config.batch_size:
+    raise ConfigError(
+        f"entropy.knn.k={estimator.k} is not allowed with batch_size={config.batch_size}: the "
+        "k-th nearest neighbour is found among the other samples of a batch, so batch_size "
+        "must be larger than k.")
+
+
+def ignored_keys(config) -> dict:
+  """Fields that have no effect in ``config`` → why (the launcher warns if one is overridden)."""
+  out = {}
+  if config.penalty.name == "none":
+    out["penalty.weight"] = "penalty.name='none'"
+  if config.game == "ebm":
+    out["gan_loss"] = "game='ebm'"
+  return out
 
 
 def _check_invertible(generator) -> None:

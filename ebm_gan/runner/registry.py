@@ -12,6 +12,7 @@ anything is traced or compiled, as one paragraph and exit status 2.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from typing import Generic, Iterator, Mapping, TypeVar
 
@@ -74,9 +75,12 @@ class Registry(Generic[T]):
 
 
 def check_positive(value, key: str, *, integer: bool = False):
-  """``value`` if it is a positive (integer) number, else ConfigError naming ``key``."""
+  """``value`` if it is a positive finite (integer) number, else ConfigError naming ``key``."""
   with reported_as(None):
-    return errors.check_positive(value, key, integer=integer)
+    errors.check_positive(value, key, integer=integer)
+  if not math.isfinite(value):
+    raise ConfigError(f"{key}={value!r} is not allowed; expected a finite positive number.")
+  return value
 
 
 _NAMED_VALUE = re.compile(r"^[A-Za-z_][\w.\[\]]*=")

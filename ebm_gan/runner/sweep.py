@@ -24,7 +24,9 @@ member's failure or divergence lose another's results, and rewrites
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import os
 import re
 import time
@@ -33,9 +35,11 @@ from typing import Sequence
 
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
+MAX_MEMBERS = 10_000  # a larger sweep is refused before its members are built
 Member = list  # [(key, value)]
 
 
@@ -76,6 +80,8 @@ def parse_axis(spec: str) -> tuple[str, list[str]]:
   m = _RANGE.match(values.strip())
   if m:
     start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    if step and len(range(start, stop, step)) > MAX_MEMBERS:
+      raise _too_many(len(range(start, stop, step)), f"--sweep {spec!r}")
     texts = [str(v) for v in range(start, stop, step)] if step else []
     if not texts:
       raise ConfigError(f"--sweep {spec!r}: the range {values!r} is empty; "
@@ -95,7 +101,15 @@ def expand_grid(specs: Sequence[str]) -> list[Member]:
   if repeated:
     raise ConfigError(f"--sweep names {repeated[0]!r} twice; give all its values in one "
                       "--sweep KEY=V1,V2,...")
+  size = math.prod(len(v) for _, v in axes)
+  if size > MAX_MEMBERS:
+    raise _too_many(size, "the --sweep grid (" + " x ".join(str(len(v)) for _, v in axes) + ")")
   return [list(zip(keys, values)) for values in itertools.product(*(v for _, v in axes))]
+
+
+def _too_many(size: int, what: str) -> ConfigError:
+  return ConfigError(f"{what} has {size} members; at most {MAX_MEMBERS} are allowed in one "
+                     "sweep. Split it into several sweeps (each in its own --workdir).")
 
 
 def from_config(module) -> list[Member] | None:
@@ -106,10 +120,14 @@ def from_config(module) -> list[Member] | None:
   members: list[Member] = []
 
   def add(**overrides):
+    if len(members) >= MAX_MEMBERS:
+      raise _too_many(len(members) + 1, "the config file's sweep()")
     members.append(list(overrides.items()))
 
   try:
     fn(add)
+  except ConfigError:
+    raise
   except Exception as e:  # a broken sweep() is a user error with its reason
     raise ConfigError(f"the config file's sweep() failed: {type(e).__name__}: {e}") from None
   if not members:
@@ -125,6 +143,10 @@ def combine(first: list[Member] | None, second: list[Member] | None) -> list[Mem
   if shared:
     raise ConfigError(f"--sweep sets {shared[0]!r}, which the config file's sweep() sets too; "
                       "sweep other keys, or pass --no-sweep to replace the file's sweep.")
+  if len(first) * len(second) > MAX_MEMBERS:
+    raise _too_many(len(first) * len(second),
+                    f"the config file's sweep() ({len(first)}) times the --sweep grid "
+                    f"({len(second)})")
   return check_distinct([a + b for a in first for b in second])
 
 
@@ -164,11 +186,13 @@ def table_row(name: str, overrides: Member, summary: dict) -> dict:
   return row
 
 
-def _failed(e: BaseException, workdir: str, wall_s: float) -> dict:
+def _failed(e: BaseException, workdir: str | None, wall_s: float) -> dict:
+  """A failed member's row; its traceback goes to ``workdir/error.txt`` (None: nowhere)."""
   try:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "error.txt"), "w") as f:
-      f.write("".join(traceback.format_exception(e)))
+    if workdir is not None:
+      os.makedirs(workdir, exist_ok=True)
+      with open(os.path.join(workdir, "error.txt"), "w") as f:
+        f.write("".join(traceback.format_exception(e)))
   except OSError:
     pass
   msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
@@ -197,8 +221,21 @@ def plan(programs: Sequence, built: Sequence) -> list[list[int]]:
   return out
 
 
+def _claimed(folders: Sequence[str], identities: Sequence[dict]) -> contextlib.ExitStack:
+  """Claims (checks, locks, marks) each folder for its identity; releases them on exit."""
+  stack = contextlib.ExitStack()
+  try:
+    for folder, identity in zip(folders, identities):
+      stack.callback(workdir_lib.claim(folder, identity).release)
+  except BaseException:
+    stack.close()
+    raise
+  return stack
+
+
 def run_members(members: list[Member], programs: Sequence, built: Sequence, workdir: str,
-                progress: bool = True, vectorise: bool = True) -> list[dict]:
+                progress: bool = True, vectorise: bool = True,
+                identities: Sequence[dict] | None = None) -> list[dict]:
   """Runs every member in ``workdir/<member_name>`` and writes the sweep table.
 
   Args:
@@ -210,6 +247,8 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
     progress: show progress bars.
     vectorise: train members of one group as one vmapped program; if False every
       member runs on its own.
+    identities: each member's run identity (:func:`workdir.run_identity`): its folder,
+      and a group's checkpoint folder, are claimed for it while it runs (None: not claimed).
 
   Returns:
     The table rows, in member order; ``status`` is 'ok', 'diverged' or 'failed'.
@@ -217,6 +256,7 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
   names = [member_name(i, m) for i, m in enumerate(members)]
   dirs = [os.path.join(workdir, n) for n in names]
   rows: list[dict | None] = [None] * len(members)
+  claims = _Claims(names, dirs, identities)
 
   def done(i, summary):
     rows[i] = table_row(names[i], members[i], summary)
@@ -226,11 +266,12 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
   for group in groups:
     if len(group) > 1:
       t = time.perf_counter()
+      group_dir = os.path.join(
+          workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3])
       try:
-        summaries = programs[group[0]].run_group(
-            [built[i] for i in group], [dirs[i] for i in group],
-            os.path.join(workdir, "vmap_" + names[group[0]][:3] + "-" + names[group[-1]][:3]),
-            progress=progress)
+        with claims.group(group, group_dir):
+          summaries = programs[group[0]].run_group(
+              [built[i] for i in group], [dirs[i] for i in group], group_dir, progress=progress)
       except Exception:  # pylint: disable=broad-except
         # The vectorised program failed: isolate the culprit by running members one by one.
         print(f"vectorised group {group} failed after {time.perf_counter() - t:.1f}s; running "
@@ -240,14 +281,47 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
           done(i, s)
         continue
     for i in group:
-      t = time.perf_counter()
-      try:
-        summary = dict(programs[i].run(built[i], dirs[i], progress=progress))
-        summary.setdefault("wall_s", time.perf_counter() - t)
-      except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
-        summary = _failed(e, dirs[i], time.perf_counter() - t)
-      done(i, summary)
+      done(i, _run_one(programs[i], built[i], dirs[i], claims, i, progress))
   return rows
+
+
+def _run_one(program, built, folder: str, claims: "_Claims", i: int, progress: bool) -> dict:
+  """One member's summary, or its failed row (never an exception)."""
+  t = time.perf_counter()
+  try:
+    claim = claims.member(i)
+  except ConfigError as e:  # another run's folder, or in use: write nothing there
+    return _failed(e, None, time.perf_counter() - t)
+  try:
+    with claim:
+      summary = dict(program.run(built, folder, progress=progress))
+    summary.setdefault("wall_s", time.perf_counter() - t)
+  except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
+    summary = _failed(e, folder, time.perf_counter() - t)
+  return summary
+
+
+class _Claims:
+  """The members' folders (and vectorised groups' folders) claimed while they run."""
+
+  def __init__(self, names, dirs, identities):
+    self.names, self.dirs = names, dirs
+    self.identities = list(identities) if identities is not None else None
+
+  def member(self, i: int) -> contextlib.ExitStack:
+    if self.identities is None:
+      return contextlib.ExitStack()
+    return _claimed([self.dirs[i]], [self.identities[i]])
+
+  def group(self, group: list[int], folder: str) -> contextlib.ExitStack:
+    """The members' folders, and ``folder`` for exactly these members in this order."""
+    if self.identities is None:
+      return contextlib.ExitStack()
+    members = [(self.names[i], self.identities[i]) for i in group]
+    programs = ",".join(sorted({ident["program"] for _, ident in members}))
+    return _claimed([self.dirs[i] for i in group] + [folder],
+                    [self.identities[i] for i in group]
+                    + [workdir_lib.group_identity(programs, "group", members)])
 
 
 def exit_status(rows: list[dict]) -> str:

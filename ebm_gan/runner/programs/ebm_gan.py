@@ -51,6 +51,7 @@ EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
 CHOICES = config_lib.CHOICES  # named choices, for --help
+ignored_keys = config_lib.ignored_keys
 
 
 def group_key(exp) -> str:
