@@ -12,8 +12,12 @@ from ebm_gan.runner.programs import ebm_gan as program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+# A small model without the R1 double backward or the MI network, so that compiling
+# (most of these tests' time) is short; the estimator-level tests are in test_parallel.py.
 TINY = [("smoke", "true"), ("steps", "40"), ("steps_per_dispatch", "20"), ("batch_size", "32"),
-        ("checkpoint_every", "20"), ("eval_samples", "200"), ("tensorboard_every", "0")]
+        ("checkpoint_every", "20"), ("eval_samples", "200"), ("tensorboard_every", "0"),
+        ("entropy.name", "knn"), ("penalty.name", "none"), ("model.energy_hidden", "(16,)"),
+        ("model.generator_hidden", "(16,)"), ("picture_every", "0")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,7 +47,7 @@ def test_four_devices_resume_exactly_and_track_one_device(tmp_path):
   The data batches are the same for any device count (each device keeps its slice of the
   global batch); only the generator's noise differs (each device folds in its index), so
   the two runs are two random streams of the same training. Measured over 40 steps: the
-  largest |Δ| of l1 and loss_energy 0.28 (values ~6.5–7.5), asserted 0.6.
+  largest |Δ| of l1 and loss_energy 0.16, asserted 0.35.
   """
   whole, part = str(tmp_path / "whole"), str(tmp_path / "part")
   program.run(_build(), whole, progress=False)
@@ -56,7 +60,7 @@ def test_four_devices_resume_exactly_and_track_one_device(tmp_path):
   program.run(_build(("parallel.devices", "1")), one, progress=False)
   for a, b in zip(record.read_metrics(whole), record.read_metrics(one)):
     for k in ("l1", "loss_energy"):
-      assert abs(a[k] - b[k]) < 0.6, (k, a["step"], a[k], b[k])
+      assert abs(a[k] - b[k]) < 0.35, (k, a["step"], a[k], b[k])
 
 
 @pytest.mark.slow  # ~40 s on 2 quiet cores: a group on 4 devices and on 1
@@ -65,10 +69,11 @@ def test_a_group_on_four_devices_equals_the_group_on_one(tmp_path, members):
   """4 members are spread one per device; 2 members cannot be, so each is data-parallel.
 
   Spread members compute what the one-device group computes (no collective), compiled
-  for a slice of one member instead of four: measured relative difference ≤ 7.3e-5 over
-  40 steps (float32 rounding growing through training), asserted rtol 2e-4 (atol 2e-5).
-  Data-parallel members are other random streams (see above): measured |Δ| ≤ 0.33,
-  asserted 0.6.
+  for a slice of one member instead of four: measured relative difference ≤ 3.7e-4 over
+  40 steps (float32 rounding growing through training), asserted rtol 8e-4 (atol 2e-4).
+  Data-parallel members are other random streams (see above), and their kNN entropy is
+  estimated on 8-sample shards, so only the energy's metrics are compared: measured
+  |Δ| ≤ 0.26, asserted 0.55.
   """
   lrs = ["1e-3", "2e-3", "5e-4", "3e-3"][:members]
   many = [_build(("optimizer.lr", lr)) for lr in lrs]
@@ -77,8 +82,9 @@ def test_a_group_on_four_devices_equals_the_group_on_one(tmp_path, members):
   dirs_one = [str(tmp_path / f"one{i}") for i in range(members)]
   program.run_group(many, dirs_many, str(tmp_path / "g_many"), progress=False)
   program.run_group(one, dirs_one, str(tmp_path / "g_one"), progress=False)
-  rtol, atol = (2e-4, 2e-5) if members == 4 else (0, 0.6)
+  rtol, atol = (8e-4, 2e-4) if members == 4 else (0, 0.55)
+  keys = ("l1", "loss_energy", "loss_generator") if members == 4 else ("l1", "loss_energy")
   for d_many, d_one in zip(dirs_many, dirs_one):
     for a, b in zip(record.read_metrics(d_many), record.read_metrics(d_one)):
-      for k in ("l1", "loss_energy", "loss_generator"):
+      for k in keys:
         np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=f"{k} {a['step']}")

@@ -48,7 +48,8 @@ def test_vectorised_sweep_with_a_diverging_member(tmp_path):
     if r["status"] == "ok":
       assert [m["step"] for m in metrics] == list(range(1, 41))
       assert summary["steps_done"] == 40 and np.isfinite(summary["l3"])
-      assert os.listdir(os.path.join(member, "pictures")) == ["step_0000040.png"]
+      assert sorted(os.listdir(os.path.join(member, "pictures"))) == [
+          "step_0000040.npz", "step_0000040.png"]
     else:
       assert metrics[-1]["diverged"] and metrics[-1]["step"] == summary["diverged_at"]
     assert os.path.exists(os.path.join(member, "curves.png"))

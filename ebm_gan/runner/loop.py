@@ -145,6 +145,10 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
   timings = {"resumed_from": start, "wall_s": time.perf_counter() - t_start,
              "compile_s": compile_s, "checkpoint_s": ckpt_s,
              "steps_per_s": steady_steps / steady_s if timed else None}
+  if not timed:
+    timings["steps_per_s_not_measured"] = (
+        f"{steady_steps} steady steps in {steady_s:.2f} s after the first chunk; steps/s is "
+        f"quoted from at least {MIN_TIMED_STEPS} steps and {MIN_TIMED_S:g} s")
   if trainable.mapped:
     timings["vectorised_with"] = trainable.size
   return states, timings

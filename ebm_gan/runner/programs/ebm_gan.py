@@ -25,6 +25,7 @@ run finishes with the same bits as one never interrupted (on CPU).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -68,15 +69,23 @@ def critic_values(game, params, x):
   return game.discriminator.apply(params["discriminator"], x)
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted(game, n: int):
+  """``(sample(params, key) -> x[n], critic(params, x) -> U)`` jitted once per game and size,
+  so the members of a sweep group share one compilation."""
+  return (jax.jit(lambda p, k: game.sample(p, k, n)[0]),
+          jax.jit(lambda p, x: critic_values(game, p, x)))
+
+
 class Evaluator:
   """Jitted evaluation sampling and pictures of one experiment's parameters."""
 
   def __init__(self, exp):
     self.exp = exp
     c = exp.config
-    self.key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
-    self.sample = jax.jit(lambda p: exp.game.sample(p, self.key, c.eval_samples)[0])
-    self.critic = jax.jit(lambda p, x: critic_values(exp.game, p, x))
+    key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
+    sample, self.critic = _jitted(exp.game, c.eval_samples)
+    self.sample = lambda p: sample(p, key)
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
     self.density_metrics = evaluation.DensityMetrics(exp)
 
