@@ -147,8 +147,8 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
              "steps_per_s": steady_steps / steady_s if timed else None}
   if not timed:
     timings["steps_per_s_not_measured"] = (
-        f"{steady_steps} steady steps in {steady_s:.2f} s after the first chunk; steps/s is "
-        f"quoted from at least {MIN_TIMED_STEPS} steps and {MIN_TIMED_S:g} s")
+        f"only {steady_steps} steps in {steady_s:.2f} s timed (needs {MIN_TIMED_STEPS}, "
+        f"{MIN_TIMED_S:g} s)")
   if trainable.mapped:
     timings["vectorised_with"] = trainable.size
   return states, timings
