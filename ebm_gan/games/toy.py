@@ -11,8 +11,6 @@ into the linearised update maps and rates of docs/theory.md §7.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree

@@ -52,8 +52,7 @@ from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
-from ebm_gan.runner.config_file import (  # noqa: F401  (apply_override, parse_value: re-exported)
-    apply_override, check_numbers, load_config_module, parse_value, resolve_config)
+from ebm_gan.runner.config_file import check_numbers, load_config_module, resolve_config
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
