@@ -35,14 +35,17 @@ class TrainState:
     params: player name → parameters.
     opt_states: player name → that player's optimiser state.
     key: the run's root PRNG key (raw uint32[2]); step keys are folded from it.
+    ema: player name → exponential moving average of its parameters (None when off;
+      see :func:`update_ema`).
   """
   step: jax.Array
   params: dict
   opt_states: dict
   key: jax.Array
+  ema: dict | None = None
 
 
-def init_state(game, tx, key: jax.Array, x_example: jax.Array) -> TrainState:
+def init_state(game, tx, key: jax.Array, x_example: jax.Array, ema: bool = False) -> TrainState:
   """Initialises parameters (from ``x_example``) and each player's optimiser state.
 
   Args:
@@ -50,13 +53,27 @@ def init_state(game, tx, key: jax.Array, x_example: jax.Array) -> TrainState:
     tx: one optax transform for every player, or ``optim.per_player({...})``.
     key: a raw PRNG key (``jax.random.PRNGKey(seed)``).
     x_example: a data batch [B, ...] fixing shapes.
+    ema: keep a moving average of the parameters (it starts at the initial ones).
   """
   txs = optim.player_transforms(tx, game.players)
   init_key, run_key = jax.random.split(key)
   params = game.init(init_key, x_example)
   opt_states = {p: txs[p].init(params[p]) for p in game.players}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_states=opt_states,
-                    key=run_key)
+                    key=run_key, ema=params if ema else None)
+
+
+def update_ema(ema: dict, params: dict, decay: float) -> dict:
+  r"""One step of the parameters' exponential moving average (docs/theory.md §7.4).
+
+  .. math::  \bar\theta_{t+1} = \delta\, \bar\theta_t + (1 - \delta)\, \theta_{t+1}
+
+  Iterate averaging is what the linear theory of the game optimisers favours: the
+  iterates of GDA/OGDA rotate around (or hover near) the equilibrium, and their
+  average is closer to it than any one iterate. ``δ`` = ``decay`` ∈ [0, 1) sets the
+  averaging window, about 1/(1 − δ) steps.
+  """
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
 def _l2(tree) -> jax.Array:
@@ -64,7 +81,8 @@ def _l2(tree) -> jax.Array:
 
 
 def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int = 1,
-                    axis_name: str | None = None) -> Callable[[TrainState, jax.Array], tuple]:
+                    axis_name: str | None = None,
+                    ema_decay: float = 0.0) -> Callable[[TrainState, jax.Array], tuple]:
   """Returns a pure ``step(state, batch) -> (state, metrics)``.
 
   Each player i has the gradient d_i of its own loss (−∇_m L1 for the
@@ -78,6 +96,8 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     critic_steps: critic sub-steps per generator step ('alternating' only).
     axis_name: when set, directions and metrics are ``lax.pmean``-ed over it,
       and each device draws different noise (its axis index is folded in).
+    ema_decay: δ of the parameters' moving average (:func:`update_ema`), updated
+      after every step when the state carries one (``init_state(..., ema=True)``).
 
   Returns:
     ``step``; metrics hold the game's value dict (l1, l3, entropy, per-player
@@ -106,6 +126,8 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
       metrics[f"param_norm/{p}"] = _l2(params[p])
       metrics[f"update_norm/{p}"] = _l2(updates[p])
     new_state = state.replace(step=state.step + 1, params=params, opt_states=opt_states)
+    if state.ema is not None:
+      new_state = new_state.replace(ema=update_ema(state.ema, params, ema_decay))
     return new_state, metrics
 
   return step

@@ -208,6 +208,17 @@ BAD_INPUTS = [
     (["--sweep", "optimizer.lr=1e-3,inf"], ["sweep member 1", "optimizer.lr=inf"]),
     (["--sweep", "optimizer.lr=1e-3,inf", "--sequential"], ["sweep member 1", "optimizer.lr=inf"]),
     (["--config.critic_steps=5"], ["critic_steps=5", "scheme='simultaneous'", "alternating"]),
+    # optimiser settings, schedules, averaging, MCMC evaluation
+    (["--config.optimizer.schedule=step"], ["optimizer.schedule='step'", "cosine", "linear"]),
+    (["--config.optimizer.final_lr_fraction=2.0", "--config.optimizer.schedule=cosine"],
+     ["optimizer.final_lr_fraction=2.0", "[0, 1]"]),
+    (["--config.optimizer.ema_decay=1.0"], ["optimizer.ema_decay=1.0", "[0, 1)"]),
+    (["--config.optimizer.optimistic_adam.b1=x"], ["number"]),
+    (["--config.optimizer.optimistic_adam.b3=0.5"], ["optimistic_adam.b3", "not a config key", "b1, b2, eps"]),
+    (["--config.optimizer.name=ogda", "--config.optimizer.ogda.first_step=last"],
+     ["optimizer.ogda.first_step='last'", "repeat, zero"]),
+    (["--config.evaluation.mcmc_steps=-1"], ["evaluation.mcmc_steps=-1", ">= 0"]),
+    (["--config.evaluation.mcmc_step_size=0.0"], ["evaluation.mcmc_step_size=0.0", "positive"]),
     (["--config.critic_steps=5", "--config.scheme=extragradient"], ["critic_steps=5"]),
     # the command line itself
     (["--config.seed=1", "--config.seed=2"], ["--config.seed is given twice"]),

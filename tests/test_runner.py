@@ -122,6 +122,19 @@ def test_resume_refuses_another_config(tmp_path, capsys):
       DEFAULT, [("optimizer.lr", "0.5"), ("steps", "99999")]))  # more steps: fine
 
 
+def test_resume_with_other_steps_is_refused_when_the_rates_decay_over_them(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  decaying = [("optimizer.schedule", "cosine"), ("evaluation.mcmc_steps", "0")]
+  config = cli.resolve_config(DEFAULT, decaying)
+  (workdir / "config.json").write_text(config.to_json_best_effort())
+  with pytest.raises(ConfigError, match="decay over steps=16000.*change its rates mid-run"):
+    record.check_resumable(str(workdir), cli.resolve_config(DEFAULT, decaying + [("steps", "999")]))
+  # evaluation-only settings may change: a finished run can be evaluated again
+  record.check_resumable(str(workdir), cli.resolve_config(
+      DEFAULT, decaying[:1] + [("evaluation.mcmc_steps", "100")]))
+
+
 def test_metrics_log_truncates_to_the_checkpoint(tmp_path):
   log = record.MetricsLog(str(tmp_path), tensorboard_every=0)
   log.write({"step": s, "l3": 0.5 * s} for s in range(1, 6))

@@ -91,6 +91,11 @@ def _check_runner_fields(config) -> None:
   if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
     raise ConfigError(f"seed={config.seed!r} is not allowed; expected an integer >= 0.")
   check_positive(config.divergence_bound, "divergence_bound")
+  steps = config.evaluation.mcmc_steps
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    raise ConfigError(f"evaluation.mcmc_steps={steps!r} is not allowed; expected an integer "
+                      ">= 0 (0: no MCMC evaluation).")
+  check_positive(config.evaluation.mcmc_step_size, "evaluation.mcmc_step_size")
 
 
 def build_entropy(cfg):
@@ -131,20 +136,39 @@ def build_models(m):
 def build_optimizer(config, players, lr=None, critic_lr=None):
   """Per-player optax transforms: the generator at ``lr``, every other player at ``critic_lr``.
 
-  Defaults come from ``config.optimizer`` (``critic_lr`` None means = lr). The
-  rates may be optax schedules, which vectorised sweeps use to trace them.
+  Defaults come from ``config.optimizer`` (``critic_lr`` None means = lr); both rates
+  follow ``optimizer.schedule`` over ``config.steps`` and the optimiser takes its
+  settings from the block ``optimizer.<name>``. The rates may be traced scalars, which
+  vectorised sweeps use.
   """
   o = config.optimizer
   lr = o.lr if lr is None else lr
   critic_key = "optimizer.lr" if o.critic_lr is None else "optimizer.critic_lr"
   if critic_lr is None:
     critic_lr = lr if o.critic_lr is None else o.critic_lr
+  OPTIMIZERS.get(o.name, key="optimizer.name")
+  settings = {k: _hashable(v) for k, v in dict(o.get(o.name) or {}).items()}
   with reported_as(None):  # each rate is reported against the key it came from
     optim.check_learning_rate(lr, "optimizer.lr")
     optim.check_learning_rate(critic_lr, critic_key)
+
+  def rate(value):
+    with reported_as("optimizer"):
+      return optim.decayed_learning_rate(value, o.schedule, config.steps, o.final_lr_fraction)
+
+  with reported_as(None):
     return optim.per_player({
-        p: optim.make(o.name, lr if p == "generator" else critic_lr, key="optimizer.name")
+        p: optim.make(o.name, rate(lr if p == "generator" else critic_lr),
+                      key=f"optimizer.{o.name}", **settings)
         for p in players})
+
+
+def _check_ema(o) -> None:
+  decay = o.ema_decay
+  if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+    raise ConfigError(f"optimizer.ema_decay={decay!r} is not allowed; expected a number in "
+                      "[0, 1): the weight of the past in the parameters' moving average "
+                      "(0 switches it off; 0.999 averages about the last 1000 steps).")
 
 
 def build(config) -> Experiment:
@@ -174,6 +198,7 @@ def build(config) -> Experiment:
                       "critic steps per generator step; set scheme='alternating' or "
                       "critic_steps=1.")
   _check_batch_for_estimator(config, game)
+  _check_ema(o)
   tx = build_optimizer(config, game.players)
   return Experiment(config, game, tx, dataset, devices=_devices(config))
 

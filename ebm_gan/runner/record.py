@@ -161,7 +161,8 @@ def write_summary(workdir: str, summary: dict) -> None:
 OK, DIVERGED = "ok", "diverged"
 # Fields that may change between a run and its resumption (they do not change the trajectory).
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "max_to_keep", "picture_every",
-                     "tensorboard_every", "eval_samples", "divergence_bound", "log_every")
+                     "tensorboard_every", "eval_samples", "divergence_bound", "log_every",
+                     "evaluation.mcmc_steps", "evaluation.mcmc_step_size")
 
 
 def flatten_config(config) -> dict:
@@ -191,6 +192,11 @@ def check_resumable(workdir: str, config) -> None:
     raise ConfigError(f"--workdir={workdir!r} holds a checkpoint but its config.json cannot be "
                       f"read ({e}); pass another --workdir.") from None
   new = flatten_config(config)
+  if old.get("optimizer.schedule", "constant") != "constant" and old.get("steps") != new["steps"]:
+    raise ConfigError(f"--workdir={workdir!r} holds a run whose learning rates decay over "
+                      f"steps={old.get('steps')} (optimizer.schedule="
+                      f"{old['optimizer.schedule']!r}); resuming it with steps={new['steps']} "
+                      "would change its rates mid-run. Keep steps, or pass another --workdir.")
   diff = sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
   if diff:

@@ -73,6 +73,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.lr = 3e-4           # the generator's learning rate
   # the energy's (and estimators') rate, faster than the generator's (two timescales); None = lr
   c.optimizer.critic_lr = ml_collections.FieldReference(1e-3, field_type=float)
+  c.optimizer.schedule = "constant"   # constant | linear | cosine: both rates decay over `steps`
+  c.optimizer.final_lr_fraction = 0.1  # ... to this fraction of themselves (linear, cosine)
+  c.optimizer.ema_decay = 0.0     # δ of the parameters' moving average, evaluated at the end (0: off)
+  # Each optimiser's own settings (docs/theory.md (7.2)-(7.5)); only optimizer.name's block is read.
+  c.optimizer.optimistic_adam = ml_collections.ConfigDict(
+      {"b1": 0.5, "b2": 0.9, "eps": 1e-8})        # Daskalakis et al. 2018
+  c.optimizer.adam = ml_collections.ConfigDict(
+      {"b1": 0.5, "b2": 0.999, "eps": 1e-8})      # the DCGAN momentum b1 = 0.5
+  c.optimizer.ogda = ml_collections.ConfigDict(
+      {"alpha": 1.0, "beta": 1.0, "first_step": "repeat"})
+  c.optimizer.gda = ml_collections.ConfigDict()
+  c.optimizer.sgd = ml_collections.ConfigDict()
   c.scheme = "simultaneous"       # simultaneous | alternating | extragradient
   c.critic_steps = 1              # critic steps per generator step (alternating)
 
@@ -84,6 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
   c.log_every = 1                 # write every k-th step's metrics to metrics.jsonl
   c.eval_samples = 2500           # generator samples for the final metrics and picture
+  c.evaluation = ml_collections.ConfigDict()
+  # q_m sampled by latent MALA through the generator (docs/theory.md §10), reported as mcmc_*
+  c.evaluation.mcmc_steps = 0     # 0: off
+  c.evaluation.mcmc_step_size = 0.01
   c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged
 
   # --- the runner (ebm_gan.runner): checkpoints, logs, pictures ---

@@ -35,6 +35,7 @@ import numpy as np
 
 from ebm_gan import metrics as metrics_lib
 from ebm_gan import parallel
+from ebm_gan import sampling
 from ebm_gan import train
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
@@ -47,7 +48,8 @@ from ebm_gan.runner.registry import ConfigError
 
 VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
 # Host-side settings each member's Recorder reads from its own config: free to differ too.
-HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every")
+HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every",
+             "evaluation.mcmc_steps", "evaluation.mcmc_step_size")
 EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
@@ -77,6 +79,16 @@ def _jitted(game, n: int):
           jax.jit(lambda p, x: critic_values(game, p, x)))
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_mcmc(game, n: int, num_steps: int, step_size: float):
+  """``mcmc(params, key) -> (x[n], acceptance)``: q_m sampled by latent MALA (ebm_gan.sampling)."""
+  def mcmc(params, key):
+    generator = lambda z: game.generator.apply(params["generator"], z)
+    return sampling.sample_energy_model(game.energy_fn(params), generator, game.latent_dim,
+                                        key, n, num_steps, step_size)
+  return jax.jit(mcmc)
+
+
 class Evaluator:
   """Jitted evaluation sampling and pictures of one experiment's parameters."""
 
@@ -86,6 +98,11 @@ class Evaluator:
     key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
     sample, self.critic = _jitted(exp.game, c.eval_samples)
     self.sample = lambda p: sample(p, key)
+    self.mcmc = None
+    if c.evaluation.mcmc_steps > 0 and hasattr(exp.game, "energy_fn"):
+      mcmc = _jitted_mcmc(exp.game, c.eval_samples, c.evaluation.mcmc_steps,
+                          float(c.evaluation.mcmc_step_size))
+      self.mcmc = lambda p: mcmc(p, key)
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
     self.density_metrics = evaluation.DensityMetrics(exp)
 
@@ -96,31 +113,58 @@ class Evaluator:
                           data=self.data,
                           title=title or f"{self.exp.config.dataset}, step {step}")
 
-  def finish(self, params, steps_done: int, recorder: record.Recorder, timings: dict) -> dict:
-    """Evaluates ``params``, draws the final pictures and curves, writes the summary."""
+  def distribution_metrics(self, params, samples=None) -> tuple[np.ndarray, dict]:
+    """Generator samples of ``params`` (or the given ``samples``) and their metrics
+    (modes, MMD², KLs)."""
+    samples = np.asarray(self.sample(params) if samples is None else samples)
+    dataset, out = self.exp.dataset, {}
+    if hasattr(dataset, "modes"):
+      out.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
+    out.update(self.density_metrics(samples, lambda x: self.critic(params, x)))
+    return samples, out
+
+  def finish(self, state, recorder: record.Recorder, timings: dict) -> dict:
+    """Evaluates the final ``state``, draws the final pictures and curves, writes the summary.
+
+    With a moving average of the parameters (``optimizer.ema_decay`` > 0) the
+    summary's metrics are those of the average, and ``raw_<metric>`` those of the
+    last iterate.
+    """
     recorder.close()
-    summary = {"status": recorder.status, "steps_done": int(steps_done),
+    summary = {"status": recorder.status, "steps_done": int(state.step),
                "diverged_at": recorder.diverged_at, **timings}
     if recorder.status == record.OK:
       summary.update(recorder.last)
-    samples = np.asarray(self.sample(params))
-    dataset = self.exp.dataset
-    if hasattr(dataset, "modes"):
-      summary.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
-    summary.update(self.density_metrics(samples, lambda x: self.critic(params, x)))
+    params = state.params if state.ema is None else state.ema
+    samples, found = self.distribution_metrics(params)
+    summary.update(found)
+    if state.ema is not None:
+      summary.update({f"raw_{k}": v for k, v in self.distribution_metrics(state.params)[1].items()})
+    if self.mcmc is not None:
+      summary.update(self._mcmc_metrics(params))
     if np.all(np.isfinite(samples)):
-      quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
-                 f"{100 * summary['high_quality']:.1f}% high-quality"
-                 if "modes_covered" in summary else recorder.status)
-      pictures.samples_over_energy(
-          os.path.join(recorder.workdir, "samples.png"), samples,
-          lambda x: self.critic(params, x), dataset.scale, data=self.data,
-          title=f"{self.exp.config.dataset}, step {steps_done}: {quality}")
+      self._final_picture(recorder.workdir, params, samples, summary, recorder.status)
     plot_curves(recorder.workdir)
     pictures.evolution(os.path.join(recorder.workdir, "pictures"),
                        os.path.join(recorder.workdir, "evolution.png"))
     record.write_summary(recorder.workdir, summary)
     return summary
+
+  def _mcmc_metrics(self, params) -> dict:
+    """``mcmc_<metric>``: the metrics of q_m sampled by latent MALA from the generator."""
+    x, acceptance = self.mcmc(params)
+    found = self.distribution_metrics(params, x)[1]
+    found.pop("kl_data_model", None)  # the energy's own, not the samples'
+    return {"mcmc_acceptance": float(acceptance), **{f"mcmc_{k}": v for k, v in found.items()}}
+
+  def _final_picture(self, workdir, params, samples, summary, status) -> None:
+    quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
+               f"{100 * summary['high_quality']:.1f}% high-quality"
+               if "modes_covered" in summary else status)
+    pictures.samples_over_energy(
+        os.path.join(workdir, "samples.png"), samples,
+        lambda x: self.critic(params, x), self.exp.dataset.scale, data=self.data,
+        title=f"{self.exp.config.dataset}, step {summary['steps_done']}: {quality}")
 
 
 def plot_curves(workdir: str) -> None:
@@ -140,11 +184,12 @@ def _single(exp) -> loop.Trainable:
   c, sample, n_dev = exp.config, exp.dataset.sample, exp.devices
   axis = parallel.AXIS if n_dev > 1 else None
   step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
-                               axis_name=axis)
+                               axis_name=axis, ema_decay=c.optimizer.ema_decay)
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
 
   def init():  # one compiled program, not op by op
-    state = jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size)))(
+    state = jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size),
+                                               ema=c.optimizer.ema_decay > 0))(
         jax.random.PRNGKey(c.seed))
     return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
 
@@ -178,13 +223,15 @@ def _group(exps) -> loop.Trainable:
     tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
     keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
     states = jax.jit(jax.vmap(
-        lambda k: train.init_state(game, tx, k, sample(k, c.batch_size))))(keys)
+        lambda k: train.init_state(game, tx, k, sample(k, c.batch_size),
+                                   ema=c.optimizer.ema_decay > 0)))(keys)
     return states if mesh is None else jax.device_put(states, _group_sharding(mesh, spread))
 
   def compile_chunk(n, states):
     def chunk(state, h):
       step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
-                                   critic_steps=c.critic_steps, axis_name=axis)
+                                   critic_steps=c.critic_steps, axis_name=axis,
+                                   ema_decay=c.optimizer.ema_decay)
       return train.make_chunk(step, n, sample, c.batch_size // (1 if spread else n_dev),
                               axis_name=axis)(state)
     members = jax.vmap(chunk)
@@ -242,8 +289,7 @@ def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict
   for i, (ev, r) in enumerate(zip(evaluators, recorders)):
     state = trainable.member(states, i)
     console.phase(f"evaluating and drawing {workdirs[i]}", progress)
-    summaries.append(ev.finish(state.params, int(state.step), r,
-                               dict(timings, log_s=r.log_s, picture_s=r.picture_s)))
+    summaries.append(ev.finish(state, r, dict(timings, log_s=r.log_s, picture_s=r.picture_s)))
   return summaries
 
 
