@@ -138,8 +138,9 @@ class EBMGame:
     """x ↦ U_m(x) for the given parameters."""
     return lambda x: self.energy.apply(params["energy"], x)
 
-  def losses(self, x_data: jax.Array, key: jax.Array):
-    """Per-player loss functions ``params -> (loss, metrics)`` for one batch."""
+  def losses(self, x_data: jax.Array, key: jax.Array, penalty_scale=1.0):
+    """Per-player loss functions ``params -> (loss, metrics)`` for one batch; the penalty
+    is multiplied by ``penalty_scale`` (an annealed weight, possibly traced)."""
     n = x_data.shape[0]
     k_sample, k_pen, k_ent = jax.random.split(key, 3)
 
@@ -151,7 +152,7 @@ class EBMGame:
       loss = -l1
       metrics = {"l1": l1, "u_data": jnp.mean(u_data), "u_gen": jnp.mean(u_gen)}
       if self.penalty is not None:
-        pen = self.penalty(u, x_data, x_gen, k_pen)
+        pen = penalty_scale * self.penalty(u, x_data, x_gen, k_pen)
         metrics["penalty"] = pen
         loss = loss + pen
       return loss, metrics
@@ -171,8 +172,12 @@ class EBMGame:
       losses[name] = extra_loss
     return losses
 
-  def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array):
+  def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array,
+                           penalty_scale=1.0):
     """L3 and every player's direction, from one jitted ``jax.grad``.
+
+    ``penalty_scale`` multiplies the penalty's weight (an annealed γ_t = γ s_t, which may
+    be a traced scalar).
 
     Returns:
       ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
@@ -181,7 +186,7 @@ class EBMGame:
       the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
       generator).
     """
-    return _value_and_directions(self, params, x_data, key)
+    return _value_and_directions(self, params, x_data, key, penalty_scale)
 
   def summarise(self, value: dict) -> dict:
     """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics."""
@@ -235,8 +240,9 @@ class GANGame:
     z = _latents(key, n, self.latent_dim)
     return self.generator.apply(params["generator"], z), z
 
-  def losses(self, x_data, key):
-    """Per-player loss functions ``params -> (loss, metrics)``."""
+  def losses(self, x_data, key, penalty_scale=1.0):
+    """Per-player loss functions ``params -> (loss, metrics)``; the penalty times
+    ``penalty_scale``."""
     n = x_data.shape[0]
     k_sample, k_pen = jax.random.split(key)
 
@@ -247,7 +253,7 @@ class GANGame:
       loss = self.loss.discriminator(real, fake, self.label_smoothing)
       metrics = {"logit_data": jnp.mean(real), "logit_gen": jnp.mean(fake)}
       if self.penalty is not None:
-        metrics["penalty"] = self.penalty(logit, x_data, x_gen, k_pen)
+        metrics["penalty"] = penalty_scale * self.penalty(logit, x_data, x_gen, k_pen)
         loss = loss + metrics["penalty"]
       return loss, metrics
 
@@ -257,9 +263,9 @@ class GANGame:
 
     return {"discriminator": disc_loss, "generator": gen_loss}
 
-  def value_and_directions(self, params, x_data, key):
+  def value_and_directions(self, params, x_data, key, penalty_scale=1.0):
     """Per-player losses (``loss_<player>``), metrics and directions, jitted."""
-    return _value_and_directions(self, params, x_data, key)
+    return _value_and_directions(self, params, x_data, key, penalty_scale)
 
   def summarise(self, value: dict) -> dict:
     """The metrics as they are: a GAN has no L3."""
@@ -267,9 +273,10 @@ class GANGame:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _value_and_directions(game, params, x_data, key):
+def _value_and_directions(game, params, x_data, key, penalty_scale=1.0):
   """The game's metrics (its players' aux, ``loss_<player>``) and directions, one jax.grad."""
-  values, directions, aux = joint_directions(game.losses(x_data, key), params, has_aux=True)
+  values, directions, aux = joint_directions(game.losses(x_data, key, penalty_scale), params,
+                                             has_aux=True)
   value = {k: v for metrics in aux.values() for k, v in metrics.items()}
   value.update({f"loss_{p}": v for p, v in values.items()})
   return game.summarise(value), directions

@@ -81,8 +81,9 @@ def _l2(tree) -> jax.Array:
 
 
 def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int = 1,
-                    axis_name: str | None = None,
-                    ema_decay: float = 0.0) -> Callable[[TrainState, jax.Array], tuple]:
+                    axis_name: str | None = None, ema_decay: float = 0.0,
+                    penalty_schedule: Callable | None = None
+                    ) -> Callable[[TrainState, jax.Array], tuple]:
   """Returns a pure ``step(state, batch) -> (state, metrics)``.
 
   Each player i has the gradient d_i of its own loss (−∇_m L1 for the
@@ -98,6 +99,8 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
       and each device draws different noise (its axis index is folded in).
     ema_decay: δ of the parameters' moving average (:func:`update_ema`), updated
       after every step when the state carries one (``init_state(..., ema=True)``).
+    penalty_schedule: ``step -> s_t``, the factor of the game's penalty weight at step t
+      (an annealed R1 weight γ_t = γ s_t, docs/theory.md (6.10)); None: always 1.
 
   Returns:
     ``step``; metrics hold the game's value dict (l1, l3, entropy, per-player
@@ -111,8 +114,10 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     if axis_name is not None:
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
+    scale = {} if penalty_schedule is None else {"penalty_scale": penalty_schedule(state.step)}
+
     def directions_fn(params, k):
-      value, directions = game.value_and_directions(params, batch, k)
+      value, directions = game.value_and_directions(params, batch, k, **scale)
       if axis_name is not None:
         value, directions = jax.lax.pmean((value, directions), axis_name)
       value = dict(value, **{f"grad_norm/{p}": _l2(d) for p, d in directions.items()})

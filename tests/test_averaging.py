@@ -73,3 +73,25 @@ def test_decayed_rate_refuses_bad_settings():
     optim.decayed_learning_rate(1.0, "cosine", 10, 1.5)
   assert isinstance(optax.scale_by_learning_rate(optim.decayed_learning_rate(1.0, "cosine", 10)),
                     optax.GradientTransformation)
+
+
+def test_annealed_penalty_scales_the_weight_in_value_and_direction():
+  """γ_t = γ s_t: the penalty reported and its pull on the energy scale by s_t (docs/theory.md
+  (6.10)); at s = 0 the energy's direction is the unpenalised one."""
+  from ebm_gan import objectives
+  g = game.EBMGame(models.MLPEnergy((8,)), models.MLPGenerator(2, 2, (8,)), entropy=NoEntropy(),
+                   penalty=objectives.score_penalty(0.2))
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  params = g.init(jax.random.PRNGKey(1), x)
+  key = jax.random.PRNGKey(2)
+  full, d_full = g.value_and_directions(params, x, key)
+  scaled, d_scaled = g.value_and_directions(params, x, key, penalty_scale=0.25)
+  free, d_free = g.value_and_directions(params, x, key, penalty_scale=0.0)
+  # R1 = (γ/2)·mean‖∇U(x_data)‖², by hand with jax.grad of the energy alone.
+  u = lambda y: g.energy.apply(params["energy"], y)
+  score = jax.vmap(jax.grad(lambda y: u(y[None])[0]))(x)
+  r1 = 0.1 * float(jnp.mean(jnp.sum(score**2, -1)))
+  assert float(full["penalty"]) == pytest.approx(r1, rel=1e-5)
+  assert float(scaled["penalty"]) == pytest.approx(0.25 * r1, rel=1e-5)
+  for a, b, c in zip(*(jax.tree.leaves(d["energy"]) for d in (d_full, d_scaled, d_free))):
+    np.testing.assert_allclose(b, c + 0.25 * (a - c), rtol=1e-4, atol=1e-6)

@@ -218,6 +218,11 @@ BAD_INPUTS = [
     (["--config.optimizer.name=ogda", "--config.optimizer.ogda.first_step=last"],
      ["optimizer.ogda.first_step='last'", "repeat, zero"]),
     (["--config.evaluation.mcmc_steps=-1"], ["evaluation.mcmc_steps=-1", ">= 0"]),
+    (["--config.penalty.schedule=exp"], ["penalty.schedule='exp'", "cosine"]),
+    (["--config.penalty.schedule=cosine", "--config.penalty.final_weight=0.5"],
+     ["penalty.final_weight=0.5", "at most weight"]),
+    (["--config.penalty.schedule=cosine", "--config.penalty.final_weight=0.0"],
+     ["penalty.final_weight=0.0", "positive"]),
     (["--config.evaluation.mcmc_step_size=0.0"], ["evaluation.mcmc_step_size=0.0", "positive"]),
     (["--config.critic_steps=5", "--config.scheme=extragradient"], ["critic_steps=5"]),
     # the command line itself

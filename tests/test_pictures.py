@@ -12,12 +12,16 @@ def _bowl(offset):
   return lambda x: offset - np.sum(np.asarray(x) ** 2, axis=1)
 
 
-def test_energy_is_shown_relative_to_its_max_on_a_fixed_scale():
-  u = np.array([[5.0, 3.0], [-100.0, 4.0]])
-  rel = pictures.relative_logq(u)
-  assert rel.max() == 0.0 and rel.min() == pictures.LOGQ_FLOOR
+def test_energy_is_shown_as_a_normalised_log_density_on_a_fixed_scale():
+  # U = −‖x‖²/(2·0.25) on [−3, 3]²: q_m = N(0, 0.25 I), log q_m(0) = −log(2π·0.25) = 0.4516
+  # (the box holds all but e^{-18} of the mass; the grid's midpoint-like sum on 301² points
+  # is exact to 1e-9 here; asserted 1e-6).
+  xs, _, u = pictures.energy_grid(lambda x: -np.sum(np.asarray(x) ** 2, 1) / 0.5, 3.0, 301)
+  logq = pictures.log_density(u, 3.0)
+  assert abs(logq[150, 150] - (-np.log(2 * np.pi * 0.25))) < 1e-6
+  assert logq.min() == pictures.LOGQ_FLOOR
   # U's offset is arbitrary: pictures of U and U + 7 are the same picture
-  np.testing.assert_array_equal(rel, pictures.relative_logq(u + 7.0))
+  np.testing.assert_allclose(logq, pictures.log_density(u + 7.0, 3.0), atol=1e-5)  # float32 U
 
 
 def test_periodic_pictures_tile_into_an_evolution_figure(tmp_path):

@@ -70,6 +70,7 @@ class Experiment:
   tx: Any
   dataset: Any
   devices: int = 1
+  penalty_schedule: Any = None  # step -> factor of the penalty weight (None: constant)
 
 
 def _check_widths(value, key):
@@ -181,8 +182,10 @@ def build(config) -> Experiment:
   dataset = DATASETS.get(config.dataset, key="dataset")()
   critic, generator = build_models(config.model)
   penalty = PENALTIES.get(config.penalty.name, key="penalty.name")
+  penalty_schedule = None
   if penalty is not None:
     check_positive(config.penalty.weight, "penalty.weight")
+    penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
@@ -200,7 +203,22 @@ def build(config) -> Experiment:
   _check_batch_for_estimator(config, game)
   _check_ema(o)
   tx = build_optimizer(config, game.players)
-  return Experiment(config, game, tx, dataset, devices=_devices(config))
+  return Experiment(config, game, tx, dataset, devices=_devices(config),
+                    penalty_schedule=penalty_schedule)
+
+
+def _penalty_schedule(config):
+  """The penalty weight's factor s_t, decaying from 1 to final_weight / weight (None: constant)."""
+  p = config.penalty
+  if p.schedule == "constant":
+    return None
+  check_positive(p.final_weight, "penalty.final_weight")
+  if p.final_weight > p.weight:
+    raise ConfigError(f"penalty.final_weight={p.final_weight!r} is not allowed with "
+                      f"penalty.weight={p.weight!r}: an annealed weight decays, so "
+                      "final_weight must be at most weight.")
+  with reported_as("penalty"):
+    return optim.decayed_learning_rate(1.0, p.schedule, config.steps, p.final_weight / p.weight)
 
 
 def _devices(config) -> int:
@@ -230,7 +248,10 @@ def ignored_keys(config) -> dict:
   """Fields that have no effect in ``config`` → why (the launcher warns if one is overridden)."""
   out = {}
   if config.penalty.name == "none":
-    out["penalty.weight"] = "penalty.name='none'"
+    for key in ("penalty.weight", "penalty.schedule", "penalty.final_weight"):
+      out[key] = "penalty.name='none'"
+  elif config.penalty.schedule == "constant":
+    out["penalty.final_weight"] = "penalty.schedule='constant'"
   if config.game == "ebm":
     out["gan_loss"] = "game='ebm'"
   return out

@@ -15,13 +15,16 @@ import numpy as np  # noqa: E402
 from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
 
 
-# Every energy picture shows log q_m(x) − max log q_m = U(x) − max U, which does not depend
-# on U's arbitrary offset, on this FIXED scale (nats below the grid's most probable point),
-# with one perceptually uniform colour map, so that a run's pictures compare step to step.
-LOGQ_FLOOR = -12.0
-LEVELS = np.linspace(LOGQ_FLOOR, 0.0, 25)
+# Every energy picture shows the energy model's normalised log-density on the picture's box,
+# log q_m(x) = U(x) − log Ẑ_m with Ẑ_m = Σ_grid cell·e^U (docs/theory.md (9.3)), which does not
+# depend on U's arbitrary offset, on this FIXED scale (nats), with one perceptually uniform
+# colour map, so that a run's pictures compare step to step and run to run. A density of the
+# data has its peaks at log p: +0.9 nats at the 25-gaussians' modes (σ 0.05), +1.8 at the
+# 8-gaussians' (σ 0.02), about −3 on the swissroll.
+LOGQ_FLOOR, LOGQ_CEIL = -14.0, 4.0
+LEVELS = np.linspace(LOGQ_FLOOR, LOGQ_CEIL, 37)
 CMAP = "viridis"
-LOGQ_LABEL = "U(x) − max U  (= log q_m − max log q_m, nats)"
+LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised on the box)"
 DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
 SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
 
@@ -34,15 +37,22 @@ def energy_grid(energy_fn, scale: float, resolution: int = 160):
   return xs, xs, np.asarray(energy_fn(pts)).reshape(resolution, resolution)
 
 
-def relative_logq(u):
-  """U − max U, clipped to [LOGQ_FLOOR, 0]: the picture's fixed scale."""
+def log_density(u, scale: float):
+  """log q_m = U − log Σ cell·e^U on the grid of :func:`energy_grid` over [−scale, scale]²,
+  clipped to [LOGQ_FLOOR, LOGQ_CEIL]: the pictures' fixed scale."""
   u = np.asarray(u, np.float64)
-  return np.clip(u - np.nanmax(u), LOGQ_FLOOR, 0.0)
+  cell = (2.0 * scale / (u.shape[0] - 1)) * (2.0 * scale / (u.shape[1] - 1))
+  finite = u[np.isfinite(u)]
+  if finite.size == 0:
+    return np.full(u.shape, LOGQ_FLOOR)
+  top = finite.max()
+  log_z = top + np.log(np.sum(np.exp(finite - top)) * cell)
+  return np.clip(np.nan_to_num(u - log_z, nan=LOGQ_FLOOR), LOGQ_FLOOR, LOGQ_CEIL)
 
 
 def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool = True):
-  """Draws U − max U (fixed scale) with data and samples on ``ax``; returns the contour set."""
-  cs = ax.contourf(xs, xs, relative_logq(u), levels=LEVELS, cmap=CMAP, extend="min")
+  """Draws log q_m (fixed scale) with data and samples on ``ax``; returns the contour set."""
+  cs = ax.contourf(xs, xs, log_density(u, scale), levels=LEVELS, cmap=CMAP, extend="both")
   if data is not None:
     ax.scatter(data[:, 0], data[:, 1], **DATA_STYLE)
   if samples is not None:
@@ -66,14 +76,14 @@ def _legend(ax, **kwargs):
 
 
 def _colorbar(fig, cs, ax):
-  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(LOGQ_FLOOR, 0.1, 2))
+  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(LOGQ_FLOOR, LOGQ_CEIL + 0.1, 2))
   cb.set_label(LOGQ_LABEL, fontsize=8)
   return cb
 
 
 def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
                         title: str = "") -> None:
-  """Saves a PNG: generated samples (and data, if given) over U − max U on the fixed scale."""
+  """Saves a PNG: generated samples (and data, if given) over log q_m on the fixed scale."""
   xs, _, u = energy_grid(energy_fn, scale)
   fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
   cs = energy_panel(ax, xs, u, scale, samples, data)
@@ -87,7 +97,7 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
 def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str = "") -> None:
   """Saves a two-panel PNG, and the drawn arrays beside it (``<path minus .png>.npz``).
 
-  Left: data and generator samples over contour lines of U − max U. Right: U − max U
+  Left: data and generator samples over contour lines of log q_m. Right: log q_m
   alone, filled, on the fixed scale (see :data:`LOGQ_FLOOR`). The ``.npz`` (grid, U,
   samples, data) lets :func:`evolution` tile a run's pictures on one scale.
 
@@ -103,7 +113,7 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   np.savez_compressed(os.path.splitext(path)[0] + ".npz", xs=xs, u=u, samples=samples,
                       data=np.zeros((0, 2)) if data is None else data, scale=scale)
   fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
-  left.contour(xs, xs, relative_logq(u), levels=LEVELS[::3], cmap=CMAP, linewidths=0.7)
+  left.contour(xs, xs, log_density(u, scale), levels=LEVELS[::3], cmap=CMAP, linewidths=0.7)
   if data is not None:
     left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
   left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
@@ -114,8 +124,8 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
     ax.set_aspect("equal")
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
-  left.set_title("lines: U − max U", fontsize=9, loc="right")
-  right.set_title("U − max U (fixed scale)", fontsize=9)
+  left.set_title("lines: log q_m", fontsize=9, loc="right")
+  right.set_title("log q_m (fixed scale)", fontsize=9)
   _legend(left, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=2, borderaxespad=0.2)
   _colorbar(fig, cs, right)
   fig.suptitle(title, fontsize=10)
@@ -245,3 +255,39 @@ def _distance_curve(ax, distances, rho: float, color, label: str) -> None:
     log_theory = np.log(distances[0]) + t * np.log(rho)
     ax.semilogy(t, np.where(log_theory < 69, np.exp(np.minimum(log_theory, 69)), np.nan),
                 ls="--", lw=0.6, color=color)
+
+
+def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
+  """A grid of panels, rows = methods, columns = datasets: generator samples over data.
+
+  ``sample_files[(method, dataset)]`` is a ``samples.npz`` (``samples``, ``data``,
+  ``scale``) written by a run; a missing cell is left blank.
+  """
+  rows, cols = len(methods), len(datasets)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.4, 2.6 * rows + 0.6), dpi=80,
+                           squeeze=False, layout="constrained")
+  for i, method in enumerate(methods):
+    for j, dataset in enumerate(datasets):
+      ax = axes[i, j]
+      file = sample_files.get((method, dataset))
+      if file is None:
+        ax.axis("off")
+        continue
+      with np.load(file) as z:
+        scale = float(z["scale"])
+        ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
+        ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
+      ax.set_xlim(-scale, scale)
+      ax.set_ylim(-scale, scale)
+      ax.set_aspect("equal")
+      ax.tick_params(labelsize=7)
+      if i == 0:
+        ax.set_title(dataset, fontsize=10)
+      if i == rows - 1:
+        ax.set_xlabel("x₁", fontsize=8)
+      if j == 0:
+        ax.set_ylabel(f"{method}\nx₂", fontsize=8)
+  _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
+  fig.savefig(path)
+  plt.close(fig)
+  return path

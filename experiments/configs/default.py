@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   """Returns the default experiment config (the values are commented)."""
   c = ml_collections.ConfigDict()
   c.program = "ebm_gan"           # which program experiments.run starts
+  c.label = ""                    # a free name for tables and reports; no effect on training
   c.seed = 0
   c.smoke = False                 # shrink everything for a quick check (see finalize)
   c.dataset = "25gaussians"       # 8gaussians | 25gaussians | rings | circles | checkerboard
@@ -67,6 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.penalty = ml_collections.ConfigDict()
   c.penalty.name = "score"        # none | score (= r1, on data) | r2 | wgan_gp
   c.penalty.weight = 0.03         # R1 biases q_m: spread ≈ √(2·weight) around each mode
+  c.penalty.schedule = "constant" # constant | linear | cosine: the weight decays over `steps`
+  c.penalty.final_weight = 0.03   # ... to this weight (linear, cosine); <= penalty.weight
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "optimistic_adam"  # gda | ogda | optimistic_adam | adam | ...

@@ -7,7 +7,8 @@ Writes into ``workdir``:
   tensorboard/       the same scalars as TensorBoard event files
   checkpoints/       orbax checkpoints of the TrainState (every ``checkpoint_every`` steps)
   pictures/          periodic samples-over-energy and energy-landscape pictures
-  samples.png        generator samples over the energy's contours (and the data)
+  samples.png        generator samples over the energy model's log-density (and the data)
+  samples.npz        the final generator samples, data and picture box (for reports)
   curves.png         training curves
   summary.json/.md   final metrics (modes covered, high-quality %, MMD², KLs, losses, timings,
                      status; see ebm_gan.runner.evaluation)
@@ -143,6 +144,8 @@ class Evaluator:
     if self.mcmc is not None:
       summary.update(self._mcmc_metrics(params))
     if np.all(np.isfinite(samples)):
+      np.savez_compressed(os.path.join(recorder.workdir, "samples.npz"), samples=samples,
+                          data=self.data, scale=self.exp.dataset.scale)
       self._final_picture(recorder.workdir, params, samples, summary, recorder.status)
     plot_curves(recorder.workdir)
     pictures.evolution(os.path.join(recorder.workdir, "pictures"),
@@ -184,7 +187,8 @@ def _single(exp) -> loop.Trainable:
   c, sample, n_dev = exp.config, exp.dataset.sample, exp.devices
   axis = parallel.AXIS if n_dev > 1 else None
   step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
-                               axis_name=axis, ema_decay=c.optimizer.ema_decay)
+                               axis_name=axis, ema_decay=c.optimizer.ema_decay,
+                               penalty_schedule=exp.penalty_schedule)
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
 
   def init():  # one compiled program, not op by op
@@ -231,7 +235,8 @@ def _group(exps) -> loop.Trainable:
     def chunk(state, h):
       step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
                                    critic_steps=c.critic_steps, axis_name=axis,
-                                   ema_decay=c.optimizer.ema_decay)
+                                   ema_decay=c.optimizer.ema_decay,
+                                   penalty_schedule=base.penalty_schedule)
       return train.make_chunk(step, n, sample, c.batch_size // (1 if spread else n_dev),
                               axis_name=axis)(state)
     members = jax.vmap(chunk)

@@ -1,0 +1,113 @@
+"""A sweep's results across seeds: the mean ± std table and the panel figure of a benchmark.
+
+Reads what a sweep wrote (``sweep.csv``: one row per member with its overrides and final
+metrics; each member's ``samples.npz``) and writes, for the members grouped by every
+override but ``seed``:
+
+  <out>.md    one row per (method, dataset): seeds, then mean ± std over seeds of each
+              metric in :data:`METRICS` (those the members report)
+  <out>.png   one panel per (method, dataset): the first seed's generator samples over
+              held-out data
+
+It reads files and formats numbers; the metrics themselves come from the members' summaries.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ebm_gan.runner import pictures
+from ebm_gan.runner import tables
+
+# Summary column → (table heading, scale). high_quality is a fraction; shown in %.
+METRICS = {
+    "modes_covered": ("modes", 1.0), "high_quality": ("high-quality %", 100.0),
+    "mode_kl": ("mode KL", 1.0), "mmd2": ("MMD²", 1.0),
+    "kl_data_model": ("KL(p‖q_m)", 1.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
+    "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
+}
+GROUP_EXCLUDES = ("member", "seed", "status")
+
+
+def read_rows(sweep_dir: str) -> list[dict]:
+  """The rows of ``<sweep_dir>/sweep.csv``."""
+  with open(os.path.join(sweep_dir, "sweep.csv"), newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def _number(text: str) -> float:
+  try:
+    return float(text)
+  except (TypeError, ValueError):
+    return math.nan
+
+
+def _mean_std(values: Sequence[float]) -> str:
+  v = np.asarray([x for x in values if math.isfinite(x)], np.float64)
+  if v.size == 0:
+    return ""
+  return f"{v.mean():.3g} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2g}"
+
+
+def _override_keys(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
+  """The columns that are overrides: those before 'status' in the sweep table."""
+  cols = list(rows[0]) if rows else []
+  end = cols.index("status") if "status" in cols else len(cols)
+  return [c for c in cols[:end] if c not in GROUP_EXCLUDES and c not in metrics]
+
+
+def method_of(row: dict, keys: Sequence[str]) -> str:
+  """A member's method: its ``label`` override, else its overrides but dataset and seed."""
+  if row.get("label"):
+    return row["label"]
+  return ", ".join(f"{k}={row[k]}" for k in keys if k not in ("dataset", "label") and row.get(k))
+
+
+def aggregate(rows: Sequence[dict]) -> list[dict]:
+  """One row per (method, dataset): the number of seeds (ok/all) and mean ± std of each metric."""
+  keys = _override_keys(rows, METRICS)
+  groups: dict[tuple, list[dict]] = {}
+  for row in rows:
+    groups.setdefault((method_of(row, keys), row.get("dataset", "")), []).append(row)
+  out = []
+  for (method, dataset), members in groups.items():
+    ok = [m for m in members if m.get("status") == "ok"]
+    line = {"method": method, "dataset": dataset, "seeds ok": f"{len(ok)}/{len(members)}"}
+    for key, (heading, scale) in METRICS.items():
+      if any(key in m and m[key] != "" for m in ok):
+        line[heading] = _mean_std([_number(m.get(key)) * scale for m in ok])
+    out.append(line)
+  return out
+
+
+def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
+  """One panel per (method, dataset) with the lowest seed's samples; None if none were saved."""
+  keys = _override_keys(rows, METRICS)
+  first: dict[tuple, dict] = {}
+  for row in sorted(rows, key=lambda r: _number(r.get("seed", 0))):
+    first.setdefault((method_of(row, keys), row.get("dataset", "")), row)
+  methods = list(dict.fromkeys(m for m, _ in first))
+  datasets = list(dict.fromkeys(d for _, d in first))
+  found = {k: os.path.join(sweep_dir, r["member"], "samples.npz") for k, r in first.items()}
+  found = {k: p for k, p in found.items() if os.path.exists(p)}
+  if not found:
+    return None
+  return pictures.sample_panels(path, methods, datasets, found)
+
+
+def write(sweep_dir: str, out_stem: str, title: str = "") -> list[str]:
+  """Writes ``<out_stem>.md`` (and ``.png`` when members saved samples); returns the paths."""
+  rows = read_rows(sweep_dir)
+  lines = aggregate(rows)
+  os.makedirs(os.path.dirname(os.path.abspath(out_stem)), exist_ok=True)
+  md = out_stem + ".md"
+  with open(md + ".tmp", "w") as f:
+    f.write((f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n")
+  os.replace(md + ".tmp", md)
+  png = panel_figure(out_stem + ".png", sweep_dir, rows)
+  return [md] + ([png] if png else [])

@@ -1,0 +1,49 @@
+"""The toy benchmark: every EBM-GAN entropy estimator and two GAN baselines on three toys.
+
+Members: METHODS × DATASETS × 3 seeds (63 runs; the seeds of one method and dataset train as
+one vmapped program). Each method is the default config with the overrides below, at the
+same budget. Launch, then table the results across seeds:
+
+  python -m experiments.run --config experiments/configs/toy_benchmark.py --workdir runs/toy_benchmark
+  python -m experiments.report runs/toy_benchmark --out results/toy_benchmark \\
+      --title "Toy benchmark (3 seeds, mean ± std)"
+
+A quick check of the whole pipeline (smoke-sized members): add ``--config.smoke=True``.
+"""
+
+import ml_collections
+
+from experiments.configs import default
+from experiments.configs.entropy_compare import FLOW_MODEL
+
+DATASETS = ("8gaussians", "25gaussians", "swissroll")
+SEEDS = (0, 1, 2)
+METHODS = {
+    "EBM-GAN (MI)": {"entropy.name": "mi"},
+    "EBM-GAN (kNN)": {"entropy.name": "knn"},
+    "EBM-GAN (noisy)": {"entropy.name": "noisy"},
+    "EBM-GAN (flow)": {"entropy.name": "flow", **FLOW_MODEL},
+    "EBM-GAN (no entropy)": {"entropy.name": "none"},
+    "GAN (non-saturating)": {"game": "gan", "gan_loss": "non_saturating"},
+    # WGAN-GP with MEG's toy weight (λ = 0.1 in (6.8), docs/theory.md §6).
+    "WGAN-GP": {"game": "gan", "gan_loss": "wasserstein", "penalty.name": "wgan_gp",
+                "penalty.weight": 0.1},
+}
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The default experiment (docs in experiments/configs/default.py)."""
+  return default.get_config()
+
+
+def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The default config's ``smoke`` switch."""
+  return default.finalize(c)
+
+
+def sweep(add) -> None:
+  """One member per (method, dataset, seed)."""
+  for label, overrides in METHODS.items():
+    for dataset in DATASETS:
+      for seed in SEEDS:
+        add(label=label, dataset=dataset, seed=seed, **overrides)
