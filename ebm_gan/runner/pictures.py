@@ -274,7 +274,7 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
         ax.axis("off")
         continue
       with np.load(file) as z:
-        scale = float(z["scale"])
+        scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
         ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
         ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
       ax.set_xlim(-scale, scale)
