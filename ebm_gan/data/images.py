@@ -77,8 +77,11 @@ class ImageDataset:
     """Labels of one sample: base_classes ** stack (10, or 1000 for stacked datasets)."""
     return self.base_classes ** self.stack
 
-  def scale(self, images) -> jax.Array:
-    """Pixels 0..max_value → float32 in [−1, 1]: x ↦ 2x / max_value − 1."""
+  def to_float(self, images) -> jax.Array:
+    """Pixels 0..max_value → float32 in [−1, 1]: x ↦ 2x / max_value − 1.
+
+    (Not called ``scale``: on the 2-D toy datasets ``scale`` is the pictures' box.)
+    """
     return images.astype(jnp.float32) * (2.0 / self.max_value) - 1.0
 
   def arrays(self) -> ImageArrays:
@@ -102,7 +105,7 @@ class ImageDataset:
       images, labels = jnp.asarray(arrays.images), jnp.asarray(arrays.labels)
       idx = jax.vmap(lambda k: jax.random.randint(k, (n,), 0, len(labels)))(
           jax.random.split(key, self.stack))                     # [stack, n]
-      x = self.scale(jnp.concatenate(list(images[idx]), axis=-1))  # [n, H, W, C·stack]
+      x = self.to_float(jnp.concatenate(list(images[idx]), axis=-1))  # [n, H, W, C·stack]
       return (x, _stacked_labels(labels[idx], self.base_classes)) if with_labels else x
     return sample
 
@@ -142,7 +145,7 @@ def _deterministic_stack(ds: ImageDataset, split: ImageArrays) -> tuple[np.ndarr
                                    for j in range(1, ds.stack)])
   images = np.concatenate(list(split.images[idx]), axis=-1)
   labels = np.asarray(_stacked_labels(split.labels[idx], ds.base_classes))
-  return np.asarray(ds.scale(images)), labels
+  return np.asarray(ds.to_float(images)), labels
 
 
 def stacked(base: ImageDataset, k: int = 3) -> ImageDataset:
