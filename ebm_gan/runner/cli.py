@@ -29,7 +29,9 @@ that cannot be read — is reported as one paragraph on stderr with exit status
 Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
 (or a sweep member) diverged — results, last good checkpoint and summary are
 kept; 4 a sweep member failed with an error (the others' results are kept; its
-traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable); 143
+traceback is in its folder's error.txt); 5 a write failed (disk full or another I/O
+error: one paragraph naming the folder, the free space and the last intact
+checkpoint, which is kept; resumable with the same command); 130 interrupted (Ctrl-C; resumable); 143
 terminated by SIGTERM (handled like Ctrl-C; resumable).
 """
 
@@ -50,12 +52,15 @@ from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
+from ebm_gan.runner.checkpoint import (StorageError, is_storage_failure, newest_intact_step,
+                                        storage_error)
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
 from ebm_gan.runner.config_file import check_numbers, load_config_module, resolve_config
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_STORAGE = 5  # disk full / I/O error while writing the run folder
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 RUNS_ROOT = "runs"
 
@@ -294,6 +299,13 @@ def _main(argv: Sequence[str], default_config: str) -> int:
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  except (StorageError, OSError) as e:
+    if not isinstance(e, StorageError):
+      if not is_storage_failure(e):
+        raise
+      e = storage_error(f"write {e.filename or 'a file'}", workdir, newest_intact_step(workdir), e)
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_STORAGE
   except KeyboardInterrupt as e:
     what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
     print(f"{what}; run the same command with --workdir={workdir} to resume from the "

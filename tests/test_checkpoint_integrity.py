@@ -1,0 +1,142 @@
+"""Checkpoint integrity: checksummed steps, fallback to the newest intact one, disk full, summaries."""
+
+import errno
+import json
+import os
+import signal
+
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from ebm_gan.runner import checkpoint
+from ebm_gan.runner import cli
+from ebm_gan.runner import integrity
+from ebm_gan.runner import record
+from ebm_gan.runner.registry import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+
+
+def _tree(step):
+  return {"state": {"w": jnp.arange(4096, dtype=jnp.float32) * step, "step": jnp.int32(step)},
+          "diverged_at": jnp.full((1,), -1, jnp.int32)}
+
+
+def _saved(tmp_path, steps=(10, 20)):
+  ckpt = checkpoint.Checkpoints(str(tmp_path), every=10, max_to_keep=5)
+  for s in steps:
+    ckpt.save(s, _tree(s))
+  return ckpt
+
+
+def _largest_file(folder):
+  files = [os.path.join(r, n) for r, _, ns in os.walk(folder) for n in ns
+           if n != integrity.CHECKSUM_FILE]
+  return max(files, key=os.path.getsize)
+
+
+def _flip_bytes(path, n=64):
+  with open(path, "r+b") as f:
+    data = bytearray(f.read())
+    mid = len(data) // 2
+    for i in range(mid, min(mid + n, len(data))):
+      data[i] ^= 0xFF
+    f.seek(0)
+    f.write(data)
+
+
+def _truncate(path):
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize("damage", [_flip_bytes, _truncate,
+                                    lambda p: os.remove(os.path.join(
+                                        os.path.dirname(p), integrity.CHECKSUM_FILE))])
+def test_a_damaged_newest_step_falls_back_to_the_intact_one(tmp_path, capsys, damage):
+  ckpt = _saved(tmp_path)
+  newest = ckpt.step_folder(20)
+  if damage is _flip_bytes or damage is _truncate:
+    damage(_largest_file(newest))
+  else:  # the checksum never written: a save interrupted between orbax and the seal
+    damage(os.path.join(newest, "x"))
+  step, tree = ckpt.restore(_tree(0))
+  assert step == 10
+  np.testing.assert_array_equal(tree["state"]["w"], np.arange(4096, dtype=np.float32) * 10)
+  err = capsys.readouterr().err
+  assert "checkpoint step 20" in err and "damaged" in err and "step 10" in err
+  assert os.path.isdir(os.path.join(tmp_path, checkpoint.DAMAGED_SUBDIR, "20"))
+  ckpt.save(20, _tree(20))  # the step can be written again
+  assert ckpt.restore(_tree(0))[0] == 20
+  ckpt.close()
+
+
+def test_the_checksum_names_what_changed(tmp_path):
+  ckpt = _saved(tmp_path, steps=(10,))
+  folder = ckpt.step_folder(10)
+  assert integrity.damage(folder) is None
+  _flip_bytes(_largest_file(folder))
+  assert "differ" in integrity.damage(folder)
+  _truncate(_largest_file(folder))
+  assert "bytes" in integrity.damage(folder) and "truncated" in integrity.damage(folder)
+  ckpt.close()
+
+
+def test_no_intact_step_is_refused_and_nothing_is_moved(tmp_path):
+  ckpt = _saved(tmp_path)
+  for s in (10, 20):
+    _flip_bytes(_largest_file(ckpt.step_folder(s)))
+  with pytest.raises(ConfigError, match=r"no checkpoint step in it is intact.*step 20.*step 10"):
+    ckpt.restore(_tree(0))
+  assert sorted(os.listdir(ckpt.directory)) == ["10", "20"]
+  assert not os.path.exists(os.path.join(tmp_path, checkpoint.DAMAGED_SUBDIR))
+  ckpt.close()
+
+
+def test_disk_full_during_a_save_is_one_paragraph_naming_the_last_intact_step(tmp_path,
+                                                                             monkeypatch):
+  ckpt = _saved(tmp_path, steps=(10,))
+
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full)
+  with pytest.raises(checkpoint.StorageError) as info:
+    ckpt.save(20, _tree(20))
+  msg = str(info.value)
+  assert "save checkpoint step 20" in msg and ckpt.directory in msg and "MiB free" in msg
+  assert "last intact checkpoint is step 10" in msg and "same command" in msg
+  assert "\n" not in msg
+  ckpt.close()
+
+
+def test_orbax_resource_exhausted_counts_as_a_full_disk():
+  wrapped = ValueError("while writing")
+  wrapped.__cause__ = RuntimeError("RESOURCE_EXHAUSTED: Error writing local file")
+  assert checkpoint.is_storage_failure(wrapped)
+  assert not checkpoint.is_storage_failure(ValueError("shapes differ"))
+  assert not checkpoint.is_storage_failure(OSError(errno.ENOENT, "no such file"))
+
+
+def test_signals_during_a_save_are_delivered_after_it(tmp_path):
+  ckpt = checkpoint.Checkpoints(str(tmp_path), every=10, max_to_keep=5)
+  with pytest.raises(KeyboardInterrupt):
+    with checkpoint.signals_held():
+      signal.raise_signal(signal.SIGINT)
+      ckpt.save(10, _tree(10))  # still runs to its end
+  assert integrity.damage(ckpt.step_folder(10)) is None
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  ckpt.close()
+
+
+def test_a_worse_summary_keeps_the_good_one_aside(tmp_path, capsys):
+  record.write_summary(str(tmp_path), {"status": "ok", "modes_covered": np.int64(25)})
+  record.write_summary(str(tmp_path), {"status": "ok", "modes_covered": 24})
+  assert not os.path.exists(tmp_path / record.PREVIOUS_JSON)
+  record.write_summary(str(tmp_path), {"status": "diverged", "modes_covered": 3})
+  assert json.load(open(tmp_path / record.PREVIOUS_JSON)) == {"status": "ok", "modes_covered": 24}
+  assert json.load(open(tmp_path / record.SUMMARY_JSON))["status"] == "diverged"
+  assert os.path.exists(tmp_path / record.PREVIOUS_MD)
+  assert "summary.previous.json" in capsys.readouterr().err
