@@ -5,6 +5,7 @@ import json
 import os
 import signal
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -140,3 +141,54 @@ def test_a_worse_summary_keeps_the_good_one_aside(tmp_path, capsys):
   assert json.load(open(tmp_path / record.SUMMARY_JSON))["status"] == "diverged"
   assert os.path.exists(tmp_path / record.PREVIOUS_MD)
   assert "summary.previous.json" in capsys.readouterr().err
+
+
+# Through the launcher: a tiny model (for testing only), checkpoints at steps 30 and 60.
+STEPS = 60
+ARGS = [f"--config.steps={STEPS}", "--config.steps_per_dispatch=10", "--config.batch_size=16",
+        "--config.checkpoint_every=30", "--config.max_to_keep=3", "--config.picture_every=0",
+        "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
+        "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
+
+
+def _assert_same_arrays(want, got):
+  flat_want, flat_got = jax.tree.leaves(want), jax.tree.leaves(got)
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for a, b in zip(flat_want, flat_got):
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.slow  # two short runs through the launcher (~25 s on the shared 2-core machine)
+def test_flipped_bytes_resume_from_the_previous_step_and_end_bit_identical(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
+  uninterrupted = checkpoint.load_raw(workdir, STEPS)
+  _flip_bytes(_largest_file(os.path.join(workdir, "checkpoints", str(STEPS))))
+  capsys.readouterr()
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
+  err = capsys.readouterr().err
+  assert f"checkpoint step {STEPS}" in err and "resuming from step 30" in err
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary["resumed_from"] == 30 and summary["steps_done"] == STEPS
+  _assert_same_arrays(uninterrupted, checkpoint.load_raw(workdir, STEPS))
+
+
+@pytest.mark.slow  # two short runs through the launcher
+def test_disk_full_exits_5_with_one_paragraph_then_resumes(tmp_path, capsys, monkeypatch):
+  workdir = str(tmp_path / "run")
+  real_save, calls = ocp.CheckpointManager.save, []
+
+  def full_at_second_save(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space left on device")
+    return real_save(self, *args, **kwargs)
+  monkeypatch.setattr(ocp.CheckpointManager, "save", full_at_second_save)
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_STORAGE
+  err = capsys.readouterr().err
+  assert err.startswith("error: could not save checkpoint step 60 in ")
+  assert "MiB free" in err and "last intact checkpoint is step 30" in err
+  assert "Traceback" not in err and err.count("\n") == 1
+  monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
+  assert json.load(open(os.path.join(workdir, "summary.json")))["resumed_from"] == 30
