@@ -4,6 +4,9 @@ import errno
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -192,3 +195,33 @@ def test_disk_full_exits_5_with_one_paragraph_then_resumes(tmp_path, capsys, mon
   monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
   assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
   assert json.load(open(os.path.join(workdir, "summary.json")))["resumed_from"] == 30
+
+
+def _saving_or_saved(workdir):
+  folder = os.path.join(workdir, "checkpoints")
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  return any("tmp" in n or n.isdigit() for n in names)
+
+
+@pytest.mark.slow  # a subprocess run, its resumption and an uninterrupted run (~60 s under load)
+def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_path):
+  stopped, reference = str(tmp_path / "stopped"), str(tmp_path / "reference")
+  args = ["--config.steps=300" if a.startswith("--config.steps=") else a for a in ARGS]
+  log = open(tmp_path / "stopped.log", "w+")  # a file, not a pipe: a full pipe would block it
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args, "--workdir", stopped],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+  deadline = time.time() + 240
+  while not _saving_or_saved(stopped) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.001)
+  proc.send_signal(signal.SIGINT)  # as the first save starts (orbax temp folder) or just ended
+  proc.wait()
+  log.seek(0)
+  out = log.read()
+  assert proc.returncode == cli.EXIT_INTERRUPTED, out
+  assert "Traceback" not in out and "interrupted; run the same command" in out
+  assert checkpoint.newest_intact_step(stopped) is not None  # the save finished before stopping
+
+  assert cli.main([*args, "--workdir", reference], DEFAULT) == cli.EXIT_OK
+  assert cli.main([*args, "--workdir", stopped], DEFAULT) == cli.EXIT_OK
+  assert 0 < json.load(open(os.path.join(stopped, "summary.json")))["resumed_from"] < 300
+  _assert_same_arrays(checkpoint.load_raw(reference), checkpoint.load_raw(stopped))
