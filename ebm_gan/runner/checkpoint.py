@@ -267,12 +267,20 @@ def newest_intact_step(workdir: str) -> int | None:
 
 
 def load_raw(workdir: str, step: int | None = None) -> Any:
-  """The arrays of a checkpoint as saved (nested dicts of numpy arrays), without a target."""
+  """The arrays of a checkpoint as saved (nested dicts of numpy arrays), without a target.
+
+  Read onto this process's first device, whatever devices (or processes) saved it.
+  """
   directory = os.path.abspath(os.path.join(workdir, SUBDIR))
   manager = ocp.CheckpointManager(directory)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   try:
     step = manager.latest_step() if step is None else step
-    tree = manager.restore(step, args=ocp.args.StandardRestore())
+    saved = ocp.StandardCheckpointer().metadata(
+        os.path.join(directory, str(step), "default")).item_metadata
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            saved.tree)
+    tree = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   finally:
     manager.close()
   return jax.tree.map(np.asarray, tree)

@@ -47,6 +47,7 @@ import threading
 from typing import Sequence
 
 from ebm_gan.runner import console
+from ebm_gan.runner import distributed
 from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
@@ -130,6 +131,8 @@ def build(path: str, config, overrides=()):
                       f"allowed programs: {', '.join(PROGRAMS.names())}.")
   check_numbers(config)
   prog = program(config.program)
+  if "parallel" in config:  # before anything asks for the devices
+    distributed.initialize(config.parallel)
   try:
     built = prog.build(config)
   except (AttributeError, KeyError) as e:
@@ -210,7 +213,7 @@ def _prepare(argv, default_config):
     config = resolve_config(path, overrides, module)
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
-    lock = None if options["dry_run"] else workdir_lib.claim(
+    lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
         workdir, workdir_lib.run_identity(config.program, built.config))
     _warn(ignored)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,

@@ -186,7 +186,8 @@ def write_summary(workdir: str, summary: dict) -> None:
 
 OK, DIVERGED = "ok", "diverged"
 # Fields that may change between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "max_to_keep", "picture_every",
+RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "checkpoint_every",
+                     "max_to_keep", "picture_every",
                      "tensorboard_every", "eval_samples", "divergence_bound", "log_every")
 
 
