@@ -239,6 +239,10 @@ def _prepare(argv, default_config):
                         f"{i} ({_member_text(member)}) are the same run: their configs are "
                         "equal. Each member must differ.")
     seen[full] = i
+  if distributed.process_count() > 1:
+    raise ConfigError(f"a sweep ({len(members)} members) across {distributed.process_count()} "
+                      "processes is not supported yet; run its members as separate commands "
+                      "(each with --config.KEY=VALUE), or the sweep on one host.")
   workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
   _warn(ignored)
   plan = {"sweep": members, "programs": programs, "built": built, "workdir": workdir,

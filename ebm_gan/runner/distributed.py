@@ -94,6 +94,11 @@ def initialize(parallel) -> None:
   _initialized = True
 
 
+def process_count() -> int:
+  """How many processes run this program (1 when not distributed)."""
+  return jax.process_count()
+
+
 def is_writer() -> bool:
   """Whether this process writes the run folder: process 0 (the only one when not distributed)."""
   return jax.process_index() == 0
