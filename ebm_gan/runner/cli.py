@@ -131,8 +131,8 @@ def build(path: str, config, overrides=()):
                       f"allowed programs: {', '.join(PROGRAMS.names())}.")
   check_numbers(config)
   prog = program(config.program)
-  if "parallel" in config:  # before anything asks for the devices
-    distributed.initialize(config.parallel)
+  if "parallel" in config:
+    distributed.settings(config.parallel)  # checked (a dry run checks, never connects)
   try:
     built = prog.build(config)
   except (AttributeError, KeyError) as e:
@@ -194,6 +194,12 @@ def _member_text(member) -> str:
   return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
 
 
+def _start_processes(config, options) -> None:
+  """Joins the other processes of a distributed run (not for a dry run), before any device query."""
+  if "parallel" in config and not options["dry_run"]:
+    distributed.initialize(config.parallel)
+
+
 def _prepare(argv, default_config):
   """Everything that can be refused before a run starts: returns a plan of what to run.
 
@@ -211,6 +217,7 @@ def _prepare(argv, default_config):
                               grid)
   if members is None:
     config = resolve_config(path, overrides, module)
+    _start_processes(config, options)
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
     lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
@@ -226,6 +233,7 @@ def _prepare(argv, default_config):
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
+      _start_processes(config, options)
       prog, b, unused = build(path, config, list(overrides) + list(member))
       programs.append(prog)
       built.append(b)
