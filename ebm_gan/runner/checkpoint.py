@@ -11,24 +11,47 @@ dict holding one plus extra arrays). Restoring needs a *target* with the same
 structure, shapes and dtypes (e.g. the freshly initialised state), so restored
 leaves have exactly the saved bits and dtypes.
 
-A checkpoint folder that cannot be read — foreign files, a truncated save
-left by another tool, a state of another model — is reported as a
+Every step is sealed with the checksums of its files once orbax has finished
+it (:mod:`ebm_gan.runner.integrity`). :meth:`Checkpoints.restore` verifies the
+newest step first; a damaged one (flipped bytes, a truncated or unreadable
+file, a save that never finished) is moved to ``<workdir>/checkpoints.damaged/``
+with a warning naming the step and the damage, and the newest intact step is
+restored instead. When no step is intact nothing is moved and the run is
+refused. A checkpoint folder that cannot be used — foreign files, a state of
+another model, no intact step — is reported as a
 :class:`~ebm_gan.runner.registry.ConfigError` naming the folder, never a traceback.
+
+A save that fails for lack of disk space or another I/O error raises
+:class:`StorageError`, a paragraph naming the folder, the free space and the
+last intact step (the launcher's exit status 5). Ctrl-C and SIGTERM arriving
+during a save are held until the save is complete and sealed, then delivered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import shutil
+import signal
+import sys
+import threading
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ebm_gan.runner import integrity
 from ebm_gan.runner.registry import ConfigError
 
 SUBDIR = "checkpoints"
+DAMAGED_SUBDIR = "checkpoints.damaged"
+# Errors that mean "the disk (or file system) could not take the write", not a bug.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
+_STORAGE_WORDS = ("RESOURCE_EXHAUSTED", "No space left", "Disk quota", "Read-only file system",
+                  "Input/output error")
 
 # orbax logs every save at INFO/WARNING level; a run's own log is enough.
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -38,6 +61,76 @@ def _corrupt(directory: str, why: str) -> ConfigError:
   return ConfigError(
       f"the checkpoint folder {directory!r} cannot be used to resume: {why}. Move that folder "
       "(or the broken step inside it) aside to start over, or pass another --workdir.")
+
+
+class StorageError(Exception):
+  """A write the run needs failed for lack of space or an I/O error (one paragraph)."""
+
+
+def free_space(path: str) -> str:
+  """The free space of the file system holding ``path`` (or its nearest existing parent)."""
+  while path and not os.path.exists(path):
+    path = os.path.dirname(path)
+  try:
+    return f"{shutil.disk_usage(path or '.').free / 2**20:.1f} MiB free"
+  except OSError:
+    return "free space unknown"
+
+
+def storage_error(what: str, folder: str, last_step: int | None, cause: BaseException
+                  ) -> StorageError:
+  """The paragraph for a failed write: what, where, the free space and how to go on."""
+  reason = " ".join(str(cause).split())[:200] or type(cause).__name__
+  kept = (f"The last intact checkpoint is step {last_step}; free some space and run the same "
+          "command to resume from it." if last_step is not None else
+          "No checkpoint was completed yet; free some space and run the same command to "
+          "start again.")
+  return StorageError(f"could not {what} in {folder!r} ({free_space(folder)}): {reason}. "
+                      f"{kept}")
+
+
+def is_storage_failure(e: BaseException) -> bool:
+  """Whether ``e`` (or an exception it was raised from) is a full disk or an I/O error."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _STORAGE_ERRNOS:
+      return True
+    if any(w in str(e) for w in _STORAGE_WORDS):
+      return True
+    e = e.__cause__ or e.__context__
+  return False
+
+
+@contextlib.contextmanager
+def signals_held():
+  """Holds SIGINT and SIGTERM inside the block; delivers them (to the old handlers) after it.
+
+  Used around a save, so Ctrl-C cannot tear orbax's writer threads apart half-way
+  (which printed their tracebacks); outside the main thread it does nothing.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  caught, previous = [], {}
+
+  def hold(signum, frame):
+    del frame
+    caught.append(signum)
+
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    previous[sig] = signal.signal(sig, hold)
+  try:
+    yield
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+    for sig in dict.fromkeys(caught):
+      handler = previous[sig]
+      if callable(handler):
+        handler(sig, None)
+      elif handler == signal.SIG_DFL:
+        signal.raise_signal(sig)
 
 
 class Checkpoints:
@@ -55,39 +148,97 @@ class Checkpoints:
     if os.path.exists(self.directory) and not os.path.isdir(self.directory):
       raise _corrupt(self.directory, "it is a file, not a folder")
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=False)
+                                           enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
     try:
       self._manager = ocp.CheckpointManager(self.directory, options=options)
     except Exception as e:  # orbax reads the folder's metadata here
+      if is_storage_failure(e):
+        raise storage_error("create the checkpoint folder", self.directory, None, e) from None
       raise _corrupt(self.directory, f"{type(e).__name__}: {e}") from None
 
   def latest_step(self) -> int | None:
-    """The step of the newest complete checkpoint, or None."""
+    """The step of the newest complete checkpoint (intact or not), or None."""
     return self._manager.latest_step()
+
+  def step_folder(self, step: int) -> str:
+    """The folder of checkpoint ``step``."""
+    return os.path.join(self.directory, str(step))
 
   def should_save(self, before: int, after: int) -> bool:
     """Whether a chunk taking the run from step ``before`` to ``after`` crosses a save point."""
     return after // self.every > before // self.every
 
   def save(self, step: int, tree: Any) -> None:
-    """Writes ``tree`` as checkpoint ``step`` (atomically; replaces nothing that exists)."""
+    """Writes ``tree`` as checkpoint ``step`` and seals it with its checksums.
+
+    Atomic (orbax renames a finished temporary folder; the checksum file is
+    renamed into place after it); replaces nothing that exists. Signals are held
+    until it is done.
+
+    Raises:
+      StorageError: the disk is full or the write failed (the older steps are kept).
+    """
     if step in self._manager.all_steps():
       return
-    self._manager.save(step, args=ocp.args.StandardSave(tree))
-    self._manager.wait_until_finished()
+    with signals_held():
+      try:
+        self._manager.save(step, args=ocp.args.StandardSave(tree))
+        self._manager.wait_until_finished()
+        if jax.process_index() == 0:
+          integrity.seal(self.step_folder(step))
+      except Exception as e:
+        if not is_storage_failure(e):
+          raise
+        raise storage_error(f"save checkpoint step {step}", self.directory,
+                            newest_intact_step(os.path.dirname(self.directory)), e) from None
+
+  def _newest_intact(self) -> tuple[int, list[tuple[int, str]]]:
+    """The newest intact step, and the (step, damage) of the newer ones; refuses when none."""
+    damaged = []
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      why = integrity.damage(self.step_folder(step))
+      if why is None:
+        return step, damaged
+      damaged.append((step, why))
+    if not damaged:
+      raise _corrupt(self.directory, "it holds no complete checkpoint")
+    listed = "; ".join(f"step {s}: {why}" for s, why in damaged)
+    raise _corrupt(self.directory, f"no checkpoint step in it is intact ({listed})")
+
+  def _set_aside(self, damaged: list[tuple[int, str]], restored: int) -> None:
+    """Moves damaged steps to ``checkpoints.damaged/`` with a warning naming each."""
+    aside = os.path.join(os.path.dirname(self.directory), DAMAGED_SUBDIR)
+    for step, why in damaged:
+      target = os.path.join(aside, str(step))
+      n = 1
+      while os.path.exists(target):
+        target, n = os.path.join(aside, f"{step}.{n}"), n + 1
+      if jax.process_index() == 0:
+        os.makedirs(aside, exist_ok=True)
+        shutil.move(self.step_folder(step), target)
+      print(f"warning: checkpoint step {step} in {self.directory} is damaged: {why}. It was "
+            f"moved to {target}; resuming from step {restored}, the newest intact one.",
+            file=sys.stderr, flush=True)
+    self._manager.reload()
 
   def restore(self, target: Any, step: int | None = None) -> tuple[int, Any]:
-    """Restores checkpoint ``step`` (default: the latest) into the structure of ``target``.
+    """Restores checkpoint ``step`` (default: the newest intact one) into ``target``'s structure.
+
+    Damaged newer steps are set aside with a warning (see the module docstring).
 
     Returns:
       ``(step, tree)`` with the leaves' saved values, and the shapes and dtypes of ``target``.
 
     Raises:
-      ConfigError: no checkpoint, or one that does not match ``target`` or cannot be read.
+      ConfigError: no intact checkpoint, or one that does not match ``target``.
     """
-    step = self.latest_step() if step is None else step
     if step is None:
-      raise _corrupt(self.directory, "it holds no complete checkpoint")
+      step, damaged = self._newest_intact()
+      if damaged:
+        self._set_aside(damaged, step)
+    elif (why := integrity.damage(self.step_folder(step))) is not None:
+      raise _corrupt(self.directory, f"step {step} is damaged: {why}")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
       tree = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -105,13 +256,31 @@ class Checkpoints:
     self._manager.close()
 
 
+def newest_intact_step(workdir: str) -> int | None:
+  """The newest step under ``<workdir>/checkpoints`` whose files match their checksums."""
+  folder = os.path.join(workdir, SUBDIR)
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
+    if integrity.damage(os.path.join(folder, str(step))) is None:
+      return step
+  return None
+
+
 def load_raw(workdir: str, step: int | None = None) -> Any:
-  """The arrays of a checkpoint as saved (nested dicts of numpy arrays), without a target."""
+  """The arrays of a checkpoint as saved (nested dicts of numpy arrays), without a target.
+
+  Read onto this process's first device, whatever devices (or processes) saved it.
+  """
   directory = os.path.abspath(os.path.join(workdir, SUBDIR))
   manager = ocp.CheckpointManager(directory)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   try:
     step = manager.latest_step() if step is None else step
-    tree = manager.restore(step, args=ocp.args.StandardRestore())
+    saved = ocp.StandardCheckpointer().metadata(
+        os.path.join(directory, str(step), "default")).item_metadata
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            saved.tree)
+    tree = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   finally:
     manager.close()
   return jax.tree.map(np.asarray, tree)

@@ -29,7 +29,9 @@ that cannot be read — is reported as one paragraph on stderr with exit status
 Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
 (or a sweep member) diverged — results, last good checkpoint and summary are
 kept; 4 a sweep member failed with an error (the others' results are kept; its
-traceback is in its folder's error.txt); 130 interrupted (Ctrl-C; resumable); 143
+traceback is in its folder's error.txt); 5 a write failed (disk full or another I/O
+error: one paragraph naming the folder, the free space and the last intact
+checkpoint, which is kept; resumable with the same command); 130 interrupted (Ctrl-C; resumable); 143
 terminated by SIGTERM (handled like Ctrl-C; resumable).
 """
 
@@ -45,17 +47,21 @@ import threading
 from typing import Sequence
 
 from ebm_gan.runner import console
+from ebm_gan.runner import distributed
 from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
+from ebm_gan.runner.checkpoint import (StorageError, is_storage_failure, newest_intact_step,
+                                        storage_error)
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
 from ebm_gan.runner.config_file import check_numbers, load_config_module, resolve_config
 from ebm_gan.runner.registry import ConfigError, Registry
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_STORAGE = 5  # disk full / I/O error while writing the run folder
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 RUNS_ROOT = "runs"
 
@@ -125,6 +131,8 @@ def build(path: str, config, overrides=()):
                       f"allowed programs: {', '.join(PROGRAMS.names())}.")
   check_numbers(config)
   prog = program(config.program)
+  if "parallel" in config:
+    distributed.settings(config.parallel)  # checked (a dry run checks, never connects)
   try:
     built = prog.build(config)
   except (AttributeError, KeyError) as e:
@@ -186,6 +194,12 @@ def _member_text(member) -> str:
   return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
 
 
+def _start_processes(config, options) -> None:
+  """Joins the other processes of a distributed run (not for a dry run), before any device query."""
+  if "parallel" in config and not options["dry_run"]:
+    distributed.initialize(config.parallel)
+
+
 def _prepare(argv, default_config):
   """Everything that can be refused before a run starts: returns a plan of what to run.
 
@@ -203,9 +217,10 @@ def _prepare(argv, default_config):
                               grid)
   if members is None:
     config = resolve_config(path, overrides, module)
+    _start_processes(config, options)
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
-    lock = None if options["dry_run"] else workdir_lib.claim(
+    lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
         workdir, workdir_lib.run_identity(config.program, built.config))
     _warn(ignored)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
@@ -218,6 +233,7 @@ def _prepare(argv, default_config):
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
+      _start_processes(config, options)
       prog, b, unused = build(path, config, list(overrides) + list(member))
       programs.append(prog)
       built.append(b)
@@ -231,6 +247,10 @@ def _prepare(argv, default_config):
                         f"{i} ({_member_text(member)}) are the same run: their configs are "
                         "equal. Each member must differ.")
     seen[full] = i
+  if distributed.process_count() > 1:
+    raise ConfigError(f"a sweep ({len(members)} members) across {distributed.process_count()} "
+                      "processes is not supported yet; run its members as separate commands "
+                      "(each with --config.KEY=VALUE), or the sweep on one host.")
   workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
   _warn(ignored)
   plan = {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
@@ -294,6 +314,13 @@ def _main(argv: Sequence[str], default_config: str) -> int:
   except ConfigError as e:  # found while starting the run, e.g. a corrupt checkpoint folder
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  except (StorageError, OSError) as e:
+    if not isinstance(e, StorageError):
+      if not is_storage_failure(e):
+        raise
+      e = storage_error(f"write {e.filename or 'a file'}", workdir, newest_intact_step(workdir), e)
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_STORAGE
   except KeyboardInterrupt as e:
     what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
     print(f"{what}; run the same command with --workdir={workdir} to resume from the "

@@ -20,6 +20,7 @@ from ebm_gan import optim
 from ebm_gan import parallel
 from ebm_gan import schemes
 from ebm_gan.data import toy
+from ebm_gan.runner import limits
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
 
 DATASETS = Registry("dataset", toy.DATASETS)
@@ -188,6 +189,7 @@ def build(config) -> Experiment:
     penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
+  limits.check(config)  # sizes estimated from the (now checked) widths, before anything is traced
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
     _check_invertible(game.generator)
   o = config.optimizer

@@ -28,7 +28,8 @@ FLAGS = (
     ("-h, --help", "show this help (with the fields of the --config given) and exit 0"),
 )
 EXIT_CODES = ("exit status: 0 ok; 2 user error (nothing ran); 3 a run diverged; "
-              "4 a sweep member failed; 130 interrupted (resumable)")
+              "4 a sweep member failed; 5 a write failed, e.g. disk full (resumable); "
+              "130 interrupted, 143 terminated (resumable)")
 
 
 def fields(config: ml_collections.ConfigDict, prefix: str = ""):

@@ -14,7 +14,8 @@ state while the others go on, saves a checkpoint when a chunk crosses a
 multiple of ``checkpoint_every`` (and at the end), and draws periodic
 pictures. Chunks end at multiples of ``steps_per_dispatch``, so the chunks of
 a resumed run are those of an uninterrupted one; checkpoints hold
-``{'state': states, 'diverged_at': int32[K]}``, so a killed group resumes
+``{"state": states, "diverged_at": int32[K]}`` (a numpy array: written by process 0 alone when
+there are several), so a killed group resumes
 exactly like a single run.
 """
 
@@ -83,7 +84,7 @@ def restore(trainable: Trainable, ckpt: checkpoint.Checkpoints, recorders_for: C
   diverged_at = np.full(trainable.size, -1, np.int32)
   start = 0
   if ckpt.latest_step() is not None:
-    start, tree = ckpt.restore({"state": states, "diverged_at": jnp.asarray(diverged_at)})
+    start, tree = ckpt.restore({"state": states, "diverged_at": diverged_at.copy()})
     states, diverged_at = tree["state"], np.array(tree["diverged_at"])
   recorders = recorders_for(start)
   for r, at in zip(recorders, diverged_at):
@@ -133,7 +134,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
                       console.postfix(metrics, diverged_at < 0 if trainable.mapped else None))
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
-        ckpt.save(done, {"state": states, "diverged_at": jnp.asarray(diverged_at)})
+        ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
         ckpt_s += time.perf_counter() - t
       if config.picture_every and done // config.picture_every > (done - n) // config.picture_every:
         for i in np.flatnonzero(diverged_at < 0):

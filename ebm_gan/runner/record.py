@@ -32,6 +32,7 @@ from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError
 
 METRICS, SUMMARY_JSON, SUMMARY_MD = "metrics.jsonl", "summary.json", "summary.md"
+PREVIOUS_JSON, PREVIOUS_MD = "summary.previous.json", "summary.previous.md"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml_collections", "numpy",
             "tensorboardX", "matplotlib", "ebm-gan")
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -149,20 +150,46 @@ def flat_scalars(summary: dict) -> dict:
   return out
 
 
+def _replace_atomically(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def _status_of(path: str) -> str | None:
+  try:
+    with open(path) as f:
+      return json.load(f).get("status")
+  except (OSError, ValueError, AttributeError):
+    return None
+
+
 def write_summary(workdir: str, summary: dict) -> None:
-  """Saves ``summary.json`` and ``summary.md`` (the table printed at the end)."""
+  """Saves ``summary.json`` and ``summary.md`` (the table printed at the end), atomically.
+
+  A good summary is never replaced silently by a worse one: when the folder's
+  summary says 'ok' and the new one does not (a resumed run that diverged), the
+  old pair is kept as ``summary.previous.json``/``.md`` and a warning says so.
+  """
   clean = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in summary.items()}
-  with open(os.path.join(workdir, SUMMARY_JSON), "w") as f:
-    json.dump(clean, f, indent=2, default=str)
-  with open(os.path.join(workdir, SUMMARY_MD), "w") as f:
-    f.write(tables.summary_table(flat_scalars(clean)) + "\n")
+  path_json, path_md = os.path.join(workdir, SUMMARY_JSON), os.path.join(workdir, SUMMARY_MD)
+  if clean.get("status") != OK and _status_of(path_json) == OK:
+    for path, kept in ((path_json, PREVIOUS_JSON), (path_md, PREVIOUS_MD)):
+      if os.path.exists(path):
+        os.replace(path, os.path.join(workdir, kept))
+    print(f"warning: this run ended {clean.get('status')!r}; the earlier 'ok' summary of "
+          f"{workdir} is kept as {PREVIOUS_JSON} (and {PREVIOUS_MD}).", file=sys.stderr)
+  _replace_atomically(path_json, json.dumps(clean, indent=2, default=str))
+  _replace_atomically(path_md, tables.summary_table(flat_scalars(clean)) + "\n")
 
 
 OK, DIVERGED = "ok", "diverged"
 # Fields that may change between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "max_to_keep", "picture_every",
-                     "tensorboard_every", "eval_samples", "divergence_bound", "log_every",
-                     "evaluation.mcmc_steps", "evaluation.mcmc_step_size")
+RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "checkpoint_every",
+                     "max_to_keep", "picture_every", "tensorboard_every", "eval_samples",
+                     "divergence_bound", "log_every", "evaluation.mcmc_steps",
+                     "evaluation.mcmc_step_size")
 
 
 def flatten_config(config) -> dict:

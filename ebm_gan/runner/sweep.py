@@ -36,6 +36,7 @@ from typing import Sequence
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
+from ebm_gan.runner.checkpoint import StorageError
 from ebm_gan.runner.registry import ConfigError
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
@@ -272,6 +273,8 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
         with claims.group(group, group_dir):
           summaries = programs[group[0]].run_group(
               [built[i] for i in group], [dirs[i] for i in group], group_dir, progress=progress)
+      except StorageError:  # a full disk stops the sweep: the next member would fail too
+        raise
       except Exception:  # pylint: disable=broad-except
         # The vectorised program failed: isolate the culprit by running members one by one.
         print(f"vectorised group {group} failed after {time.perf_counter() - t:.1f}s; running "
@@ -296,6 +299,8 @@ def _run_one(program, built, folder: str, claims: "_Claims", i: int, progress: b
     with claim:
       summary = dict(program.run(built, folder, progress=progress))
     summary.setdefault("wall_s", time.perf_counter() - t)
+  except StorageError:
+    raise
   except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
     summary = _failed(e, folder, time.perf_counter() - t)
   return summary

@@ -92,7 +92,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.critic_steps = 1              # critic steps per generator step (alternating)
 
   c.parallel = ml_collections.ConfigDict()
-  c.parallel.devices = 0          # data-parallel over this many local devices; 0: all of them
+  c.parallel.devices = 0          # data-parallel over this many devices; 0: all (of every process)
+  c.parallel.coordinator = ""     # several processes/hosts: 'HOST:PORT' of process 0, or 'auto'
+  c.parallel.num_processes = 0    # with coordinator HOST:PORT: how many processes (0: jax detects)
+  c.parallel.process_id = -1      # with coordinator HOST:PORT: this process, 0.. (-1: jax detects)
 
   c.steps = 16000                 # ~2.7 min on 2 CPU cores (about 100 steps/s)
   c.batch_size = 256

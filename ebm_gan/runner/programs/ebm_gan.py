@@ -41,6 +41,7 @@ from ebm_gan import train
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import console
+from ebm_gan.runner import distributed
 from ebm_gan.runner import evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
@@ -273,6 +274,13 @@ def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict
   if ckpt.latest_step() is not None:
     for e, d in zip(exps, workdirs):
       record.check_resumable(d, e.config)
+  with distributed.private_folders(workdirs) as workdirs:  # only process 0 writes the run folder
+    return _train_and_finish(trainable, exps, workdirs, ckpt, progress)
+
+
+def _train_and_finish(trainable, exps, workdirs, ckpt, progress) -> list[dict]:
+  """Restores or initialises, trains and evaluates; each member's records go to its workdir."""
+  base, ckpt_dir = exps[0].config, os.path.dirname(ckpt.directory)
   evaluators = [Evaluator(e) for e in exps]
 
   def recorders_for(start):

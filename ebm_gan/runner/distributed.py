@@ -1,0 +1,125 @@
+"""Several processes (hosts) as one run: ``jax.distributed`` from the config, process 0 writes.
+
+The config's ``parallel`` block says how the processes find each other:
+
+* ``coordinator=''`` (the default): one process, ``jax.distributed`` is not used.
+* ``coordinator='auto'``: ``jax.distributed.initialize()`` with no arguments, so
+  jax detects the cluster itself (Cloud TPU pods, Slurm, Open MPI, or the
+  ``JAX_COORDINATOR_ADDRESS`` variable with the process count and id given below).
+* ``coordinator='HOST:PORT'``: the address of process 0's coordinator; then
+  ``num_processes`` (≥ 1) and ``process_id`` (0 … num_processes − 1) are required.
+
+:func:`initialize` runs before anything queries a device (the launcher calls it
+right after the config is resolved), so ``jax.devices()`` — and the 1-D mesh of
+``ebm_gan.parallel`` over ``parallel.devices=0`` — spans every process's devices.
+Every process runs the same program on the global mesh. Only process 0
+(:func:`is_writer`) claims, locks and writes the run folder; checkpoints are
+saved and restored by every process, as orbax coordinates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+
+import jax
+
+from ebm_gan.runner.registry import ConfigError
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:(\d{1,5})$")
+_initialized = False
+
+
+def settings(parallel) -> dict | None:
+  """The checked ``jax.distributed.initialize`` arguments of a ``parallel`` block (None: one process).
+
+  Raises:
+    ConfigError: naming the field, its value and what is allowed.
+  """
+  coordinator = parallel.get("coordinator", "")
+  n, pid = parallel.get("num_processes", 0), parallel.get("process_id", -1)
+  for key, value, low in (("num_processes", n, 0), ("process_id", pid, -1)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+      raise ConfigError(f"parallel.{key}={value!r} is not allowed; expected an integer >= {low} "
+                        f"({low}: {'detected by jax' if coordinator == 'auto' else 'unset'}).")
+  if not isinstance(coordinator, str):
+    raise ConfigError(f"parallel.coordinator={coordinator!r} is not allowed; expected '' (one "
+                      "process), 'auto' (jax detects the cluster) or 'HOST:PORT'.")
+  if coordinator == "":
+    if n > 1 or pid > 0:
+      raise ConfigError(f"parallel.num_processes={n} / parallel.process_id={pid} need "
+                        "parallel.coordinator='HOST:PORT' (or 'auto'); it is ''.")
+    return None
+  if coordinator == "auto":
+    out = {}
+  else:
+    match = _HOST_PORT.match(coordinator)
+    if not match or not 0 < int(match.group(1)) < 65536:
+      raise ConfigError(f"parallel.coordinator={coordinator!r} is not allowed; expected '' (one "
+                        "process), 'auto' (jax detects the cluster) or 'HOST:PORT' with a port "
+                        "in 1..65535, e.g. '10.0.0.1:1234'.")
+    if n < 1 or pid < 0:
+      raise ConfigError(f"parallel.coordinator={coordinator!r} needs parallel.num_processes >= 1 "
+                        f"and parallel.process_id >= 0; they are {n} and {pid}.")
+    out = {"coordinator_address": coordinator}
+  if n:
+    out["num_processes"] = n
+  if pid >= 0:
+    out["process_id"] = pid
+  if n and pid >= n:
+    raise ConfigError(f"parallel.process_id={pid} is not allowed with parallel.num_processes={n}; "
+                      f"expected 0..{n - 1}.")
+  return out
+
+
+def initialize(parallel) -> None:
+  """Joins the processes named by a ``parallel`` block (once per process; no-op for one process).
+
+  On CPU the cross-process collectives use gloo.
+  """
+  global _initialized
+  args = settings(parallel)
+  if args is None or _initialized:
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(**args)
+  except Exception as e:  # unreachable coordinator, a cluster jax cannot detect, ...
+    msg = " ".join(str(e).split())[:300]
+    raise ConfigError(f"parallel.coordinator={parallel.coordinator!r}: jax.distributed could not "
+                      f"start ({type(e).__name__}: {msg}).") from None
+  _initialized = True
+
+
+def process_count() -> int:
+  """How many processes run this program (1 when not distributed)."""
+  return jax.process_count()
+
+
+def is_writer() -> bool:
+  """Whether this process writes the run folder: process 0 (the only one when not distributed)."""
+  return jax.process_index() == 0
+
+
+@contextlib.contextmanager
+def private_folders(workdirs):
+  """``workdirs`` on process 0; elsewhere, fresh temporary folders deleted on exit.
+
+  The processes other than 0 run the same program (their records are equal to
+  process 0's), so what they would write is sent to folders of their own
+  rather than mixed into the run folder.
+  """
+  if is_writer():
+    yield list(workdirs)
+    return
+  root = tempfile.mkdtemp(prefix=f"ebm_gan_process{jax.process_index()}_")
+  try:
+    private = [os.path.join(root, str(i)) for i in range(len(workdirs))]
+    for d in private:
+      os.makedirs(d)
+    yield private
+  finally:
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""Size limits: configs that would obviously exhaust memory or trace for minutes are refused up front."""
+
+import os
+import time
+
+import pytest
+
+from ebm_gan.runner import cli
+from ebm_gan.runner import limits
+from ebm_gan.runner.programs import toy_games
+from ebm_gan.runner.registry import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+TOY = os.path.join(ROOT, "experiments", "configs", "toy_games.py")
+
+
+def _build(*overrides, path=DEFAULT):
+  c = cli.resolve_config(path, [o.split("=", 1) for o in overrides])
+  return cli.build(path, c)
+
+
+def test_mlp_parameters_closed_form():
+  # [2, 3, 1]: (2+1)*3 + (3+1)*1 = 13; the default energy [2, 256, 256, 256, 1]: 132 609.
+  assert limits.mlp_parameters([2, 3, 1]) == 13
+  assert limits.mlp_parameters([2, 256, 256, 256, 1]) == 3 * 256 + 2 * 257 * 256 + 257
+
+
+def test_the_default_config_is_within_every_limit():
+  _build()
+  _build("entropy.name=noisy")
+  _build("model.generator=flow", "entropy.name=flow", "model.latent_dim=2")
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["model.energy_hidden=(1000000,)"], ["model.energy_hidden=(1000000,)", "4.2e+06 parameters",
+                                          "EBM_GAN_MAX_PARAMETERS"]),
+    (["model.generator_hidden=(20000,20000)"], ["model.generator_hidden=(20000, 20000)",
+                                                "4e+08 parameters"]),
+    (["batch_size=2000000", "model.energy_hidden=(256,)"],
+     ["batch_size=2000000", "float32 elements", "EBM_GAN_MAX_ACTIVATIONS"]),
+    (["critic_steps=100000", "scheme=alternating"], ["critic_steps=100000", "1e+03",
+                                                     "EBM_GAN_MAX_CRITIC_STEPS"]),
+])
+def test_oversized_configs_are_refused_before_anything_is_traced(overrides, words, monkeypatch):
+  monkeypatch.setenv("EBM_GAN_MAX_PARAMETERS", "1000000")  # 4e6 > 1e6; the default is 1e8
+  if "generator" in overrides[0]:
+    monkeypatch.delenv("EBM_GAN_MAX_PARAMETERS")
+  t = time.perf_counter()
+  with pytest.raises(ConfigError) as info:
+    _build(*overrides)
+  assert time.perf_counter() - t < 5  # it is refused from the fields, not after tracing
+  for w in words:
+    assert w in str(info.value), str(info.value)
+
+
+def test_a_raised_limit_lets_the_config_through(monkeypatch):
+  monkeypatch.setenv("EBM_GAN_MAX_CRITIC_STEPS", "2000")
+  _build("critic_steps=1500", "scheme=alternating")
+  monkeypatch.setenv("EBM_GAN_MAX_CRITIC_STEPS", "lots")
+  with pytest.raises(ConfigError, match="EBM_GAN_MAX_CRITIC_STEPS='lots'"):
+    _build()
+
+
+def test_a_million_wide_layer_exits_2_with_one_paragraph(capsys):
+  argv = ["--config.model.energy_hidden=(1000000,)", "--config.model.generator_hidden=(100000,100000)",
+          "--dry-run"]
+  assert cli.main(argv, DEFAULT) == cli.EXIT_USER_ERROR
+  err = capsys.readouterr().err
+  assert err.startswith("error: model.generator_hidden=(100000, 100000) is not allowed")
+  assert err.count("\n") == 1
+
+
+def test_toy_games_smoke_caps_an_explicit_num_steps():
+  c = cli.resolve_config(TOY, [("smoke", "true"), ("num_steps", "100000")])
+  plan = toy_games.build(c)
+  assert c.num_steps == toy_games.SMOKE["num_steps"] == 300, plan
