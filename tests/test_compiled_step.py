@@ -80,3 +80,18 @@ def test_chunk_traces_once_across_calls():
     state, metrics = chunk(state)
   assert int(state.step) == 3 * CHUNK
   assert metrics["l1"].shape == (CHUNK,)
+
+
+def test_restricted_and_shared_directions_are_the_closed_forms():
+  """f(x, y) = s·y + ½|x|² with s = 2x shared, owned by x; x minimises f, y minimises −f.
+
+  Closed forms: d_x = ∇_x f = 2y + x, d_y = −∇_y f = −s = −2x. With players=['y'] only
+  y's loss is differentiated: d_x = 0 while d_y and both values are unchanged."""
+  x, y = jax.numpy.array([1.0, -2.0]), jax.numpy.array([0.5, 3.0])
+  f = lambda p, s: s["x"] @ p["y"] + 0.5 * p["x"] @ p["x"]
+  losses = {"x": f, "y": lambda p, s: -f(p, s)}
+  shared = {"x": lambda p: 2.0 * p["x"]}
+  for players, d_x in ((None, 2.0 * y + x), (["y"], 0.0 * x)):
+    values, d, _ = eg.joint_directions(losses, {"x": x, "y": y}, players=players, shared=shared)
+    chex.assert_trees_all_close(d, {"x": d_x, "y": -2.0 * x}, atol=1e-6)  # exact in float32
+    chex.assert_trees_all_close(values["x"], 2.0 * x @ y + 0.5 * x @ x, atol=1e-6)
