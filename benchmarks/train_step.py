@@ -33,7 +33,8 @@ from jax.scipy.special import digamma
 
 import ebm_gan as eg
 
-ESTIMATORS = ("none", "knn", "mi")
+ESTIMATORS = ("none", "knn", "mi", "noisy", "flow")
+SIGMA, PROPOSALS = 0.1, 16  # the noisy generator's σ and its importance proposals (local)
 SCHEMES = ("simultaneous", "alternating")
 PENALTY = 0.1
 
@@ -41,8 +42,12 @@ PENALTY = 0.1
 def build(hidden, estimator):
   """The benchmarked game: 3-layer MLPs of ``hidden`` units, R1 penalty, one estimator."""
   entropy = {"none": eg.entropy.NoEntropy(), "knn": eg.entropy.KNN(1),
-             "mi": eg.entropy.MutualInformation(hidden=(hidden,) * 2)}[estimator]
-  game = eg.EBMGame(eg.models.MLPEnergy((hidden,) * 3), eg.models.MLPGenerator(2, 2, (hidden,) * 3),
+             "mi": eg.entropy.MutualInformation(hidden=(hidden,) * 2),
+             "noisy": eg.entropy.NoisyGenerator(SIGMA, proposal="local", num_samples=PROPOSALS),
+             "flow": eg.entropy.Flow()}[estimator]
+  generator = (eg.models.CouplingFlow(2, 4, (hidden,) * 2) if estimator == "flow"
+               else eg.models.MLPGenerator(2, 2, (hidden,) * 3))
+  game = eg.EBMGame(eg.models.MLPEnergy((hidden,) * 3), generator,
                     entropy=entropy, penalty=eg.objectives.score_penalty(PENALTY))
   return game, eg.toy.get("25gaussians")
 
@@ -64,6 +69,23 @@ def _jsd_bound(t_apply, psi, x, z):
   return jnp.mean(-jax.nn.softplus(-t_joint)) - jnp.mean(jax.nn.softplus(t_marg))
 
 
+def _noisy_entropy(g_apply, f, x, z, key):
+  """Self-normalised importance sampling of ∇_x log q_f(x) with local proposals z + σε_j:
+  the value −mean log q̂(x), the gradient that of −mean(sg(ŝ)·x)."""
+  f, xs = jax.lax.stop_gradient((f, x))
+  eta = jax.random.normal(key, (PROPOSALS,) + z.shape)
+  zs = z + SIGMA * eta
+  g = g_apply(f, zs.reshape(-1, z.shape[1])).reshape(zs.shape[:2] + (-1,))
+  d = xs.shape[1]
+  log_w = (-0.5 * jnp.sum(zs ** 2, -1) - 0.5 * jnp.sum((xs - g) ** 2, -1) / SIGMA ** 2
+           + 0.5 * jnp.sum(eta ** 2, -1) - d * jnp.log(SIGMA) - 0.5 * d * jnp.log(2 * jnp.pi))
+  w = jax.nn.softmax(log_w, axis=0)
+  score = jnp.sum(w[..., None] * (g - xs), axis=0) / SIGMA ** 2
+  value = -jnp.mean(jax.nn.logsumexp(log_w, axis=0) - jnp.log(float(PROPOSALS)))
+  surrogate = -jnp.mean(jnp.sum(score * x, -1))
+  return value + surrogate - jax.lax.stop_gradient(surrogate)
+
+
 def hand_written_chunk(game, data, tx, scheme, critic_steps, batch, n, estimator):
   """The same mathematics without the library: one ``value_and_grad`` per player's loss."""
   e_apply, g_apply = game.energy.apply, game.generator.apply
@@ -75,18 +97,30 @@ def hand_written_chunk(game, data, tx, scheme, critic_steps, batch, n, estimator
     return (-(jnp.mean(e_apply(m, x)) - jnp.mean(e_apply(m, x_gen)))
             + 0.5 * PENALTY * jnp.mean(jnp.sum(g * g, 1)))
 
-  def generator_loss(f, params, z):
-    x_gen = g_apply(f, z)
+  def sample(f, z, key):
+    if estimator == "flow":
+      return g_apply(f, z, method="forward_and_log_det")
+    x = g_apply(f, z)
+    if estimator == "noisy":
+      x = x + SIGMA * jax.random.normal(key, x.shape)
+    return x, None
+
+  def generator_loss(f, params, z, key):
+    x_gen, log_det = sample(f, z, key)
     h = 0.0
     if estimator == "knn":
       h = _knn_entropy(x_gen)
     elif estimator == "mi":
       h = _jsd_bound(t_apply, params["statistics"], x_gen, z)
+    elif estimator == "noisy":
+      h = _noisy_entropy(g_apply, f, x_gen, z, jax.random.fold_in(key, 1))
+    elif estimator == "flow":
+      h = jnp.log(2 * jnp.pi * jnp.e) + jnp.mean(log_det)
     return -(jnp.mean(e_apply(params["energy"], x_gen)) + h)
 
   def grads(params, x, key, players):
     z = jax.random.normal(key, (batch, 2))
-    x_gen = jax.lax.stop_gradient(g_apply(params["generator"], z))
+    x_gen = jax.lax.stop_gradient(sample(params["generator"], z, key)[0])
     out = {}
     if "energy" in players:
       out["energy"] = jax.value_and_grad(energy_loss)(params["energy"], x, x_gen)
@@ -94,7 +128,7 @@ def hand_written_chunk(game, data, tx, scheme, critic_steps, batch, n, estimator
       out["statistics"] = jax.value_and_grad(
           lambda s: -_jsd_bound(t_apply, s, x_gen, z))(params["statistics"])
     if "generator" in players:
-      out["generator"] = jax.value_and_grad(generator_loss)(params["generator"], params, z)
+      out["generator"] = jax.value_and_grad(generator_loss)(params["generator"], params, z, key)
     return out
 
   def apply(params, opt, out):

@@ -47,10 +47,9 @@ def joint_directions(losses: Mapping[str, Callable[..., Any]], params: Params,
     params: player name → parameter pytree (players without a loss get a zero
       direction).
     has_aux: whether the losses return ``(value, aux)``.
-    players: the moving players, whose directions are differentiated (default:
-      every player with a loss). The others' losses are still evaluated, with
-      every entry under ``stop_gradient`` (values only, no backward pass; XLA drops
-      them when nothing reads them), and their directions are zero.
+    players: the moving players (default: every player with a loss): only their
+      losses are evaluated and differentiated; the others get zero directions
+      and no value.
     shared: owner player → ``fn(params) -> value``, a quantity several losses read
       (the generator's sample). It is evaluated ONCE, on the owner's view, and
       every loss is then called as ``loss(view, values)`` with ``values[owner]``
@@ -81,13 +80,11 @@ def joint_directions(losses: Mapping[str, Callable[..., Any]], params: Params,
   def total(p):
     owned = {o: fn(_view(p, {o} & moving)) for o, fn in (shared or {}).items()}
     values, auxes, acc = {}, {}, 0.0
-    for name, loss in losses.items():
-      live = {name} & moving
-      args = (_view(p, live),) if shared is None else (_view(p, live), _view(owned, live))
-      out = loss(*args)
+    for name in (n for n in losses if n in moving):
+      view = _view(p, {name})
+      out = losses[name](view) if shared is None else losses[name](view, _view(owned, {name}))
       values[name], auxes[name] = out if has_aux else (out, None)
-      if live:
-        acc = acc + values[name]
+      acc = acc + values[name]
     return acc, (values, auxes)
 
   directions, (values, auxes) = jax.grad(total, has_aux=True)(params)
@@ -154,9 +151,18 @@ class EBMGame:
 
   def sample(self, params: Params, key: jax.Array, n: int):
     """Draws ``(x, z)``: n generator samples x ~ q_f and their latents z."""
+    return self._draw(params, key, n)[:2]
+
+  def _draw(self, params, key, n):
+    """``(x, z, entropy)``: the sample, and ``(Ĥ, metrics)`` when the estimator computes it
+    in the same forward pass (``sample_and_entropy``, e.g. a flow's log-determinant), else None."""
     k_z, k_x = jax.random.split(key)
     z = _latents(k_z, n, self.latent_dim)
-    return self.entropy.sample(self.generator, params, z, k_x), z
+    joint = getattr(self.entropy, "sample_and_entropy", None)
+    if joint is None:
+      return self.entropy.sample(self.generator, params, z, k_x), z, None
+    x, entropy = joint(self.generator, params, z, k_x)
+    return x, z, entropy
 
   def energy_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]:
     """x ↦ U_m(x) for the given parameters."""
@@ -165,14 +171,14 @@ class EBMGame:
   def losses(self, x_data: jax.Array, key: jax.Array):
     """Per-player losses ``(params, shared) -> (loss, metrics)`` for one batch, and ``shared``.
 
-    ``shared['generator']`` is the generator's sample ``(x, z)``, drawn once per
-    evaluation (:func:`joint_directions`); every loss reads it.
+    ``shared['generator']`` is the generator's sample ``(x, z, entropy)`` (``_draw``),
+    drawn once per evaluation (:func:`joint_directions`); every loss reads it.
     """
     n = x_data.shape[0]
     k_sample, k_pen, k_ent = jax.random.split(key, 3)
 
     def energy_loss(p, s):
-      x_gen, _ = s["generator"]
+      x_gen = s["generator"][0]
       u = self.energy_fn(p)
       u_data, u_gen = u(x_data), u(x_gen)
       l1 = objectives.l1(u_data, u_gen)
@@ -185,19 +191,20 @@ class EBMGame:
       return loss, metrics
 
     def generator_loss(p, s):
-      x_gen, z = s["generator"]
+      x_gen, z, entropy = s["generator"]
       u_gen = self.energy_fn(p)(x_gen)
-      h, h_metrics = self.entropy.entropy(self.generator, p, z, x_gen, k_ent)
+      h, h_metrics = (entropy if entropy is not None
+                      else self.entropy.entropy(self.generator, p, z, x_gen, k_ent))
       loss = -(jnp.mean(u_gen) + self.entropy_weight * h)
       return loss, {"entropy": h, **h_metrics}
 
     losses = {"energy": energy_loss, "generator": generator_loss}
     for name in self.entropy.players:
       def extra_loss(p, s, name=name):
-        x_gen, z = s["generator"]
+        x_gen, z, _ = s["generator"]
         return self.entropy.losses(self.generator, p, z, x_gen, k_ent)[name]
       losses[name] = extra_loss
-    return losses, {"generator": lambda p: self.sample(p, k_sample, n)}
+    return losses, {"generator": lambda p: self._draw(p, k_sample, n)}
 
   def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array,
                            players: tuple[str, ...] | None = None):
@@ -208,15 +215,16 @@ class EBMGame:
       (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
       loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
       the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
-      generator), for the players in ``players`` (default: all). The value
-      covers every player either way; only the listed players' losses are
-      differentiated (an alternating critic step pays for the critics' backward
-      passes alone).
+      generator), for the players in ``players`` (default: all). Only the listed
+      players' losses are evaluated, so ``value`` then holds their metrics alone
+      and no ``l3`` (an alternating critic step pays for the critics alone;
+      ``summarise`` the merged metrics of a round).
     """
     return _value_and_directions(self, params, x_data, key, _moving(self, players))
 
   def summarise(self, value: dict) -> dict:
-    """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics."""
+    """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics (from one
+    evaluation, or an alternating round's merge: L1 at θ_t, Ĥ where the generator moved)."""
     return dict(value, l3=value["l1"] - value["entropy"])
 
 
@@ -318,4 +326,6 @@ def _value_and_directions(game, params, x_data, key, players):
                                              shared=shared)
   value = {k: v for metrics in aux.values() for k, v in metrics.items()}
   value.update({f"loss_{p}": v for p, v in values.items()})
-  return game.summarise(value), {p: directions[p] for p in players}
+  if set(players) == set(game.players):
+    value = game.summarise(value)
+  return value, {p: directions[p] for p in players}

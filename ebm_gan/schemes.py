@@ -74,9 +74,9 @@ def _alternating(directions_fn, txs, players, critics, critic_steps, restrict):
     for i, group in enumerate(order):
       k = jax.random.fold_in(key, i)
       d, aux = directions_fn(params, k, group) if restrict else directions_fn(params, k)
-      # The round's metrics are the first evaluation's (at θ_t); a key it lacks (a
-      # restricted step's grad_norm of a player that had not moved yet) comes from the
-      # first sub-step that has it. Later evaluations' other metrics are never read.
+      # The round's metrics are the first evaluation's (at θ_t); a key it lacks (with
+      # restricted sub-steps: the later groups' losses and directions' norms) comes from
+      # the first sub-step that has it. Other later metrics are never read (XLA drops them).
       first_aux = dict(aux) if first_aux is None else {**aux, **first_aux}
       params, opt_states, u = _step_players(group, params, opt_states, d, txs)
       for p, up in u.items():  # a critic's round update is the sum of its sub-steps

@@ -84,10 +84,14 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
 
   Returns:
     ``step``; metrics hold the game's value dict (l1, l3, entropy, per-player
-    losses, …) at θ_t and per-player ``grad_norm/…`` (alternating: at the
-    player's first sub-step), ``param_norm/…`` and ``update_norm/…``.
+    losses, …) at θ_t and per-player ``grad_norm/…``, ``param_norm/…`` and
+    ``update_norm/…``. Alternating, with a game that takes ``players=``: each
+    player's loss, metrics and ``grad_norm`` at its group's first sub-step (the
+    critics' at θ_t, the generator's after the critic steps), so that a sub-step
+    computes only what its moving players need.
   """
   txs = optim.player_transforms(tx, game.players)
+  restrict = _takes_players(game.value_and_directions)
 
   def step(state: TrainState, batch: jax.Array):
     key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_STREAM), state.step)
@@ -105,10 +109,9 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
       return directions, value
 
     update = schemes.make_update(directions_fn, txs, scheme, critics=game.critics,
-                                 critic_steps=critic_steps,
-                                 restrict_players=_takes_players(game.value_and_directions))
+                                 critic_steps=critic_steps, restrict_players=restrict)
     params, opt_states, metrics, updates = update(state.params, state.opt_states, key)
-    metrics = dict(metrics)
+    metrics = game.summarise(metrics) if restrict and scheme == "alternating" else dict(metrics)
     for p in game.players:
       metrics[f"param_norm/{p}"] = _l2(params[p])
       metrics[f"update_norm/{p}"] = _l2(updates[p])
