@@ -28,12 +28,13 @@ import jax.numpy as jnp
 
 from ebm_gan import objectives
 from ebm_gan.entropy.base import NoEntropy
+from ebm_gan.errors import InvalidArgumentError
 
 Params = dict[str, Any]
 
 
-def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Params,
-                     has_aux: bool = False):
+def joint_directions(losses: Mapping[str, Callable[..., Any]], params: Params,
+                     has_aux: bool = False, *, players=None, shared=None):
   """Every player's gradient of its own loss, in one ``jax.grad`` (docs/theory.md (8.1)).
 
   .. math::  d_i = ∇_{θ_i} ℓ_i(θ_i, θ_{−i})
@@ -46,6 +47,16 @@ def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Para
     params: player name → parameter pytree (players without a loss get a zero
       direction).
     has_aux: whether the losses return ``(value, aux)``.
+    players: the moving players (default: every player with a loss): only their
+      losses are evaluated and differentiated; the others get zero directions
+      and no value.
+    shared: owner player → ``fn(params) -> value``, a quantity several losses read
+      (the generator's sample). It is evaluated ONCE, on the owner's view, and
+      every loss is then called as ``loss(view, values)`` with ``values[owner]``
+      live in the owner's loss and under ``stop_gradient`` in every other one —
+      the same gradients as each loss recomputing it on its own view, provided
+      ``fn`` reads only the owner's parameters, without relying on XLA to merge
+      the repeated forward passes (it does not inside ``lax.scan``).
 
   Returns:
     ``(values, directions, aux)``: per-player loss values, per-player
@@ -58,21 +69,31 @@ def joint_directions(losses: Mapping[str, Callable[[Params], Any]], params: Para
     differentiate each player's own ``jax.grad`` instead, as
     ``ebm_gan.games.theory.numerical_jacobian`` does.
   """
-  missing = [p for p in losses if p not in params]
+  missing = [p for p in (*losses, *(shared or {})) if p not in params]
   if missing:
     raise KeyError(f"losses name players {missing} that have no params {list(params)}")
+  moving = set(losses if players is None else players)
+  unknown = moving - set(losses)
+  if unknown:
+    raise KeyError(f"moving players {sorted(unknown)} have no loss among {list(losses)}")
 
   def total(p):
+    owned = {o: fn(_view(p, {o} & moving)) for o, fn in (shared or {}).items()}
     values, auxes, acc = {}, {}, 0.0
-    for name, loss in losses.items():
-      view = {k: v if k == name else jax.lax.stop_gradient(v) for k, v in p.items()}
-      out = loss(view)
+    for name in (n for n in losses if n in moving):
+      view = _view(p, {name})
+      out = losses[name](view) if shared is None else losses[name](view, _view(owned, {name}))
       values[name], auxes[name] = out if has_aux else (out, None)
       acc = acc + values[name]
     return acc, (values, auxes)
 
   directions, (values, auxes) = jax.grad(total, has_aux=True)(params)
   return values, directions, (auxes if has_aux else {})
+
+
+def _view(tree: Mapping[str, Any], live) -> dict:
+  """The dict with every entry not named in ``live`` under ``stop_gradient``."""
+  return {k: v if k in live else jax.lax.stop_gradient(v) for k, v in tree.items()}
 
 
 def _latents(key, n, latent_dim):
@@ -130,22 +151,37 @@ class EBMGame:
 
   def sample(self, params: Params, key: jax.Array, n: int):
     """Draws ``(x, z)``: n generator samples x ~ q_f and their latents z."""
+    return self._draw(params, key, n)[:2]
+
+  def _draw(self, params, key, n):
+    """``(x, z, entropy)``: the sample, and ``(Ĥ, metrics)`` when the estimator computes it
+    in the same forward pass (``sample_and_entropy``, e.g. a flow's log-determinant), else None."""
     k_z, k_x = jax.random.split(key)
     z = _latents(k_z, n, self.latent_dim)
-    return self.entropy.sample(self.generator, params, z, k_x), z
+    joint = getattr(self.entropy, "sample_and_entropy", None)
+    if joint is None:
+      return self.entropy.sample(self.generator, params, z, k_x), z, None
+    x, entropy = joint(self.generator, params, z, k_x)
+    return x, z, entropy
 
   def energy_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]:
     """x ↦ U_m(x) for the given parameters."""
     return lambda x: self.energy.apply(params["energy"], x)
 
   def losses(self, x_data: jax.Array, key: jax.Array, penalty_scale=1.0):
-    """Per-player loss functions ``params -> (loss, metrics)`` for one batch; the penalty
-    is multiplied by ``penalty_scale`` (an annealed weight, possibly traced)."""
+    """Per-player losses ``(params, shared) -> (loss, metrics)`` for one batch, and ``shared``.
+
+    The penalty is multiplied by ``penalty_scale`` (an annealed weight γ_t = γ s_t,
+    docs/theory.md (6.10); possibly traced).
+
+    ``shared['generator']`` is the generator's sample ``(x, z, entropy)`` (``_draw``),
+    drawn once per evaluation (:func:`joint_directions`); every loss reads it.
+    """
     n = x_data.shape[0]
     k_sample, k_pen, k_ent = jax.random.split(key, 3)
 
-    def energy_loss(p):
-      x_gen, _ = self.sample(p, k_sample, n)
+    def energy_loss(p, s):
+      x_gen = s["generator"][0]
       u = self.energy_fn(p)
       u_data, u_gen = u(x_data), u(x_gen)
       l1 = objectives.l1(u_data, u_gen)
@@ -157,39 +193,45 @@ class EBMGame:
         loss = loss + pen
       return loss, metrics
 
-    def generator_loss(p):
-      x_gen, z = self.sample(p, k_sample, n)
+    def generator_loss(p, s):
+      x_gen, z, entropy = s["generator"]
       u_gen = self.energy_fn(p)(x_gen)
-      h, h_metrics = self.entropy.entropy(self.generator, p, z, x_gen, k_ent)
+      h, h_metrics = (entropy if entropy is not None
+                      else self.entropy.entropy(self.generator, p, z, x_gen, k_ent))
       loss = -(jnp.mean(u_gen) + self.entropy_weight * h)
       return loss, {"entropy": h, **h_metrics}
 
     losses = {"energy": energy_loss, "generator": generator_loss}
     for name in self.entropy.players:
-      def extra_loss(p, name=name):
-        x_gen, z = self.sample(p, k_sample, n)
+      def extra_loss(p, s, name=name):
+        x_gen, z, _ = s["generator"]
         return self.entropy.losses(self.generator, p, z, x_gen, k_ent)[name]
       losses[name] = extra_loss
-    return losses
+    return losses, {"generator": lambda p: self._draw(p, k_sample, n)}
 
   def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array,
-                           penalty_scale=1.0):
-    """L3 and every player's direction, from one jitted ``jax.grad``.
+                           players: tuple[str, ...] | None = None, penalty_scale=1.0):
+    """L3 and every (or every listed) player's direction, from one jitted ``jax.grad``.
 
-    ``penalty_scale`` multiplies the penalty's weight (an annealed γ_t = γ s_t, which may
-    be a traced scalar).
+    ``penalty_scale`` multiplies the penalty's weight (an annealed γ_t = γ s_t,
+    docs/theory.md (6.10); possibly traced).
 
     Returns:
       ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
       (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
       loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
       the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
-      generator).
+      generator), for the players in ``players`` (default: all). Only the listed
+      players' losses are evaluated, so ``value`` then holds their metrics alone
+      and no ``l3`` (an alternating critic step pays for the critics alone;
+      ``summarise`` the merged metrics of a round).
     """
-    return _value_and_directions(self, params, x_data, key, penalty_scale)
+    return _value_and_directions(self, params, x_data, key, _moving(self, players),
+                                 penalty_scale)
 
   def summarise(self, value: dict) -> dict:
-    """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics."""
+    """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics (from one
+    evaluation, or an alternating round's merge: L1 at θ_t, Ĥ where the generator moved)."""
     return dict(value, l3=value["l1"] - value["entropy"])
 
 
@@ -241,14 +283,14 @@ class GANGame:
     return self.generator.apply(params["generator"], z), z
 
   def losses(self, x_data, key, penalty_scale=1.0):
-    """Per-player loss functions ``params -> (loss, metrics)``; the penalty times
-    ``penalty_scale``."""
+    """Per-player losses ``(params, shared) -> (loss, metrics)`` and ``shared`` (the sample);
+    the penalty times ``penalty_scale``."""
     n = x_data.shape[0]
     k_sample, k_pen = jax.random.split(key)
 
-    def disc_loss(p):
+    def disc_loss(p, s):
       logit = lambda x: self.discriminator.apply(p["discriminator"], x)
-      x_gen, _ = self.sample(p, k_sample, n)
+      x_gen, _ = s["generator"]
       real, fake = logit(x_data), logit(x_gen)
       loss = self.loss.discriminator(real, fake, self.label_smoothing)
       metrics = {"logit_data": jnp.mean(real), "logit_gen": jnp.mean(fake)}
@@ -257,26 +299,42 @@ class GANGame:
         loss = loss + metrics["penalty"]
       return loss, metrics
 
-    def gen_loss(p):
-      x_gen, _ = self.sample(p, k_sample, n)
+    def gen_loss(p, s):
+      x_gen, _ = s["generator"]
       return self.loss.generator(self.discriminator.apply(p["discriminator"], x_gen)), {}
 
-    return {"discriminator": disc_loss, "generator": gen_loss}
+    return ({"discriminator": disc_loss, "generator": gen_loss},
+            {"generator": lambda p: self.sample(p, k_sample, n)})
 
-  def value_and_directions(self, params, x_data, key, penalty_scale=1.0):
-    """Per-player losses (``loss_<player>``), metrics and directions, jitted."""
-    return _value_and_directions(self, params, x_data, key, penalty_scale)
+  def value_and_directions(self, params, x_data, key, players=None, penalty_scale=1.0):
+    """Per-player losses (``loss_<player>``), metrics and the (listed) players' directions."""
+    return _value_and_directions(self, params, x_data, key, _moving(self, players),
+                                 penalty_scale)
 
   def summarise(self, value: dict) -> dict:
     """The metrics as they are: a GAN has no L3."""
     return value
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _value_and_directions(game, params, x_data, key, penalty_scale=1.0):
-  """The game's metrics (its players' aux, ``loss_<player>``) and directions, one jax.grad."""
-  values, directions, aux = joint_directions(game.losses(x_data, key, penalty_scale), params,
-                                             has_aux=True)
+def _moving(game, players) -> tuple[str, ...]:
+  """The moving players as a hashable tuple in the game's order; unknown names are refused."""
+  if players is None:
+    return tuple(game.players)
+  unknown = [p for p in players if p not in game.players]
+  if unknown:
+    raise InvalidArgumentError(f"players={list(players)!r} names {unknown}, which are not "
+                               f"players of the game; allowed: {list(game.players)}.")
+  return tuple(p for p in game.players if p in players)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _value_and_directions(game, params, x_data, key, players, penalty_scale=1.0):
+  """The game's metrics (its players' aux, ``loss_<player>``) and the moving players' directions."""
+  losses, shared = game.losses(x_data, key, penalty_scale)
+  values, directions, aux = joint_directions(losses, params, has_aux=True, players=players,
+                                             shared=shared)
   value = {k: v for metrics in aux.values() for k, v in metrics.items()}
   value.update({f"loss_{p}": v for p, v in values.items()})
-  return game.summarise(value), directions
+  if set(players) == set(game.players):
+    value = game.summarise(value)
+  return value, {p: directions[p] for p in players}

@@ -56,8 +56,8 @@ def alternating_order(players: Sequence[str], critics: Sequence[str],
   return order + ([rest] if rest else [])
 
 
-def _simultaneous(directions_fn, txs, players, critics, critic_steps):
-  del critics, critic_steps
+def _simultaneous(directions_fn, txs, players, critics, critic_steps, restrict):
+  del critics, critic_steps, restrict
 
   def update(params, opt_states, key):
     d, aux = directions_fn(params, key)
@@ -66,14 +66,18 @@ def _simultaneous(directions_fn, txs, players, critics, critic_steps):
   return update
 
 
-def _alternating(directions_fn, txs, players, critics, critic_steps):
+def _alternating(directions_fn, txs, players, critics, critic_steps, restrict):
   order = alternating_order(players, [c for c in critics if c in players], critic_steps)
 
   def update(params, opt_states, key):
     updates, first_aux = {}, None
     for i, group in enumerate(order):
-      d, aux = directions_fn(params, jax.random.fold_in(key, i))
-      first_aux = aux if first_aux is None else first_aux
+      k = jax.random.fold_in(key, i)
+      d, aux = directions_fn(params, k, group) if restrict else directions_fn(params, k)
+      # The round's metrics are the first evaluation's (at θ_t); a key it lacks (with
+      # restricted sub-steps: the later groups' losses and directions' norms) comes from
+      # the first sub-step that has it. Other later metrics are never read (XLA drops them).
+      first_aux = dict(aux) if first_aux is None else {**aux, **first_aux}
       params, opt_states, u = _step_players(group, params, opt_states, d, txs)
       for p, up in u.items():  # a critic's round update is the sum of its sub-steps
         updates[p] = up if p not in updates else jax.tree.map(jnp.add, updates[p], up)
@@ -81,8 +85,8 @@ def _alternating(directions_fn, txs, players, critics, critic_steps):
   return update
 
 
-def _extragradient(directions_fn, txs, players, critics, critic_steps):
-  del critics, critic_steps
+def _extragradient(directions_fn, txs, players, critics, critic_steps, restrict):
+  del critics, critic_steps, restrict
 
   def update(params, opt_states, key):
     k0, k1 = jax.random.split(key)
@@ -104,7 +108,8 @@ def make_update(directions_fn: DirectionsFn,
                 scheme: str = "simultaneous",
                 *,
                 critics: Sequence[str] = ("energy",),
-                critic_steps: int = 1):
+                critic_steps: int = 1,
+                restrict_players: bool = False):
   """Builds ``update(params, opt_states, key) -> (params, opt_states, aux, updates)``.
 
   The update rules are those of docs/theory.md §7 (simultaneous, alternating,
@@ -117,6 +122,10 @@ def make_update(directions_fn: DirectionsFn,
     critics: for 'alternating', the players that move first (``critic_steps`` times).
       Names that are not players are ignored, so one default serves every game.
     critic_steps: for 'alternating', critic sub-steps per round (k in WGAN).
+    restrict_players: for 'alternating', call ``directions_fn(params, key, group)``
+      so that a sub-step differentiates only the moving group's losses (only the
+      moving players pay); the directions function must then accept that third
+      argument and return directions for at least the group.
 
   Returns:
     A pure function; ``aux`` is the directions function's aux at the round's
@@ -130,4 +139,4 @@ def make_update(directions_fn: DirectionsFn,
     InvalidArgumentError: an unknown scheme, or critics that are not players.
   """
   build = lookup(SCHEMES, scheme, "scheme", "update scheme")
-  return build(directions_fn, txs, list(txs), critics, critic_steps)
+  return build(directions_fn, txs, list(txs), critics, critic_steps, restrict_players)

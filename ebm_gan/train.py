@@ -13,6 +13,7 @@ from a checkpoint replays exactly the same data and noise.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import flax
@@ -91,7 +92,9 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
   θ_i ← θ_i + T_i(d_i), combined across players by ``scheme``.
 
   Args:
-    game: the game (``value_and_directions(params, batch, key)``, ``players``).
+    game: the game (``value_and_directions(params, batch, key)``, ``players``); when
+      ``value_and_directions`` also takes ``players=`` (:class:`ebm_gan.EBMGame`,
+      ``GANGame``), an alternating sub-step asks for the moving group's directions only.
     tx: one optax transform for all players or ``optim.per_player({...})``.
     scheme: 'simultaneous', 'alternating' or 'extragradient'.
     critic_steps: critic sub-steps per generator step ('alternating' only).
@@ -105,28 +108,36 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
   Returns:
     ``step``; metrics hold the game's value dict (l1, l3, entropy, per-player
     losses, …) at θ_t and per-player ``grad_norm/…``, ``param_norm/…`` and
-    ``update_norm/…``.
+    ``update_norm/…``. Alternating, with a game that takes ``players=``: each
+    player's loss, metrics and ``grad_norm`` at its group's first sub-step (the
+    critics' at θ_t, the generator's after the critic steps), so that a sub-step
+    computes only what its moving players need.
   """
   txs = optim.player_transforms(tx, game.players)
+  restrict = _takes_players(game.value_and_directions)
 
   def step(state: TrainState, batch: jax.Array):
     key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_STREAM), state.step)
     if axis_name is not None:
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
-    scale = {} if penalty_schedule is None else {"penalty_scale": penalty_schedule(state.step)}
+    options = {} if penalty_schedule is None else {"penalty_scale": penalty_schedule(state.step)}
 
-    def directions_fn(params, k):
-      value, directions = game.value_and_directions(params, batch, k, **scale)
+    def directions_fn(params, k, players=None):
+      if players is not None:  # an alternating sub-step: only the moving players' losses
+        options_now = dict(options, players=players)
+      else:
+        options_now = options
+      value, directions = game.value_and_directions(params, batch, k, **options_now)
       if axis_name is not None:
         value, directions = jax.lax.pmean((value, directions), axis_name)
       value = dict(value, **{f"grad_norm/{p}": _l2(d) for p, d in directions.items()})
       return directions, value
 
     update = schemes.make_update(directions_fn, txs, scheme, critics=game.critics,
-                                 critic_steps=critic_steps)
+                                 critic_steps=critic_steps, restrict_players=restrict)
     params, opt_states, metrics, updates = update(state.params, state.opt_states, key)
-    metrics = dict(metrics)
+    metrics = game.summarise(metrics) if restrict and scheme == "alternating" else dict(metrics)
     for p in game.players:
       metrics[f"param_norm/{p}"] = _l2(params[p])
       metrics[f"update_norm/{p}"] = _l2(updates[p])
@@ -136,6 +147,14 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     return new_state, metrics
 
   return step
+
+
+def _takes_players(value_and_directions) -> bool:
+  """Whether a game's ``value_and_directions`` accepts ``players=`` (EBMGame, GANGame do)."""
+  try:
+    return "players" in inspect.signature(value_and_directions).parameters
+  except (TypeError, ValueError):
+    return False
 
 
 def data_key(state: TrainState) -> jax.Array:

@@ -31,6 +31,10 @@ current view: in player i's loss the other players' entries are under
   the gradient of the bound that stands in for it.
 * ``losses(generator, params, z, x, key) -> {player: (loss, metrics)}``: each
   extra player's loss (minimised) on the same (x, z).
+* optional ``sample_and_entropy(generator, params, z, key) -> (x, (h, metrics))``:
+  ``sample`` and ``entropy`` from one forward pass, for an estimator whose Ĥ reads
+  only the generator's parameters (a flow's log-determinant comes with its sample);
+  the game then evaluates the generator once per step for both.
 """
 
 from __future__ import annotations

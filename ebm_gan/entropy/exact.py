@@ -25,6 +25,10 @@ class Flow(PushForward):
   """
 
   def entropy(self, generator, params, z, x, key):
-    _, log_det = forward_and_log_det(generator, params["generator"], z)
+    return self.sample_and_entropy(generator, params, z, key)[1]
+
+  def sample_and_entropy(self, generator, params, z, key):
+    """``(x, (Ĥ, {}))`` from ONE pass of the flow: x = G_f(z) and its log-determinant."""
+    x, log_det = forward_and_log_det(generator, params["generator"], z)
     d = z.shape[-1]
-    return 0.5 * d * math.log(2 * math.pi * math.e) + jnp.mean(log_det), {}
+    return x, (0.5 * d * math.log(2 * math.pi * math.e) + jnp.mean(log_det), {})
