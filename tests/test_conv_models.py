@@ -18,10 +18,10 @@ def test_spectral_norm_is_numpys_largest_singular_value(shape):
   k = jax.random.normal(jax.random.PRNGKey(sum(shape)), shape)
   w = np.asarray(k, np.float64).reshape(-1, shape[-1])
   sigma = np.linalg.svd(w, compute_uv=False)[0]
-  # Measured: relative error ≤ 4e-7 (float32 eigh of the Gram matrix); asserted 1e-5.
-  np.testing.assert_allclose(float(models.spectral_norm(k)), sigma, rtol=1e-5)
+  # Measured: relative errors ≤ 3.1e-7 (float32 eigh of the Gram matrix); asserted 1e-6.
+  np.testing.assert_allclose(float(models.spectral_norm(k)), sigma, rtol=1e-6)
   normalised = np.asarray(models.spectral_normalise(k), np.float64).reshape(w.shape)
-  np.testing.assert_allclose(np.linalg.svd(normalised, compute_uv=False)[0], 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.svd(normalised, compute_uv=False)[0], 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 4, 6), (5, 30)])
@@ -31,23 +31,45 @@ def test_spectral_norm_gradient_is_u_v_transpose(shape):
   w = np.asarray(k, np.float64).reshape(-1, shape[-1])
   u, _, vt = np.linalg.svd(w)
   grad = np.asarray(jax.grad(models.spectral_norm)(k)).reshape(w.shape)
-  # Measured: max |error| 3e-7; asserted 1e-5.
-  np.testing.assert_allclose(grad, np.outer(u[:, 0], vt[0]), atol=1e-5)
+  # Measured: max |error| 5.7e-7 (entries are O(0.3)); asserted 1.5e-6.
+  np.testing.assert_allclose(grad, np.outer(u[:, 0], vt[0]), atol=1.5e-6)
+
+
+SIZES = [(8, 1), (8, 3), (28, 1), (28, 3), (32, 1), (32, 3)]
+
+
+def _players(side, channels, normalisation):
+  return (models.ConvEnergy(width=4, normalisation=normalisation),
+          models.ConvGenerator((side, side, channels), latent_dim=3, width=4,
+                               normalisation=normalisation))
 
 
 @pytest.mark.parametrize("normalisation", models.NORMALISATIONS)
-@pytest.mark.parametrize("side,channels", [(8, 1), (8, 3), (28, 1), (28, 3), (32, 1), (32, 3)])
-def test_shapes_and_range(side, channels, normalisation):
-  """x[B, H, W, C] → U[B]; z[B, k] → x[B, H, W, C] in [−1, 1] even for huge latents."""
-  energy = models.ConvEnergy(width=4, normalisation=normalisation)
-  generator = models.ConvGenerator((side, side, channels), latent_dim=3, width=4,
-                                   normalisation=normalisation)
-  z = 100.0 * jax.random.normal(jax.random.PRNGKey(0), (5, 3))
-  x = generator.apply(generator.init(jax.random.PRNGKey(1), z), z)
-  assert x.shape == (5, side, side, channels)
-  assert float(jnp.max(jnp.abs(x))) <= 1.0
-  u = energy.apply(energy.init(jax.random.PRNGKey(2), x), x)
-  assert u.shape == (5,) and bool(jnp.all(jnp.isfinite(u)))
+@pytest.mark.parametrize("side,channels", SIZES)
+def test_shapes(side, channels, normalisation):
+  """z[B, k] → x[B, H, W, C] → U[B], traced without compiling (jax.eval_shape)."""
+  energy, generator = _players(side, channels, normalisation)
+
+  def forward(key, z):
+    x = generator.apply(generator.init(key, z), z)
+    return x, energy.apply(energy.init(key, x), x)
+  x, u = jax.eval_shape(forward, jax.random.PRNGKey(0), jnp.zeros((5, 3)))
+  assert x.shape == (5, side, side, channels) and u.shape == (5,)
+
+
+@pytest.mark.parametrize("side,channels,normalisation", [(8, 3, "none"), (28, 1, "spectral")])
+def test_generator_range_and_energy_values(side, channels, normalisation):
+  """G(z) ∈ [−1, 1] even for huge latents (tanh saturates); U finite, one scalar per sample."""
+  energy, generator = _players(side, channels, normalisation)
+
+  @jax.jit
+  def forward(key, z):
+    x = generator.apply(generator.init(key, z), z)
+    return x, energy.apply(energy.init(key, x), x)
+  x, u = forward(jax.random.PRNGKey(1), 100.0 * jax.random.normal(jax.random.PRNGKey(0), (5, 3)))
+  assert x.shape == (5, side, side, channels) and u.shape == (5,)
+  assert float(jnp.max(jnp.abs(x))) <= 1.0 and float(jnp.max(jnp.abs(x))) > 0.5
+  assert bool(jnp.all(jnp.isfinite(u)))
 
 
 def test_spectral_layers_have_unit_norm_kernels():
@@ -58,7 +80,7 @@ def test_spectral_layers_have_unit_norm_kernels():
   assert len(kernels) == 3
   for k in kernels:
     w = np.asarray(models.spectral_normalise(k)).reshape(-1, k.shape[-1])
-    np.testing.assert_allclose(np.linalg.svd(w, compute_uv=False)[0], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.svd(w, compute_uv=False)[0], 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("build", [
