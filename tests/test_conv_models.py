@@ -57,7 +57,8 @@ def test_shapes(side, channels, normalisation):
   assert x.shape == (5, side, side, channels) and u.shape == (5,)
 
 
-@pytest.mark.parametrize("side,channels,normalisation", [(8, 3, "none"), (28, 1, "spectral")])
+@pytest.mark.slow  # ~24 CPU-s: compiling a conv player's init (its random kernels) dominates
+@pytest.mark.parametrize("side,channels,normalisation", [(8, 3, "none"), (8, 1, "spectral")])
 def test_generator_range_and_energy_values(side, channels, normalisation):
   """G(z) ∈ [−1, 1] even for huge latents (tanh saturates); U finite, one scalar per sample."""
   energy, generator = _players(side, channels, normalisation)
@@ -72,10 +73,12 @@ def test_generator_range_and_energy_values(side, channels, normalisation):
   assert bool(jnp.all(jnp.isfinite(u)))
 
 
+@pytest.mark.slow  # ~15 CPU-s, the init's compilation
 def test_spectral_layers_have_unit_norm_kernels():
   """Every kernel the spectral energy uses has σ_max = 1 (its parameters stay raw)."""
   x = jnp.zeros((2, 8, 8, 1))
-  params = models.ConvEnergy(width=4, normalisation="spectral").init(jax.random.PRNGKey(0), x)
+  params = jax.jit(models.ConvEnergy(width=4, normalisation="spectral").init)(
+      jax.random.PRNGKey(0), x)
   kernels = [v["kernel"] for v in params["params"].values()]
   assert len(kernels) == 3
   for k in kernels:
@@ -105,23 +108,24 @@ def _image_game(estimator, normalisation="spectral"):
 
 
 def _check_directions(g):
+  """Finite, non-zero directions for every player; returns (value, params, data)."""
   x = jax.random.uniform(jax.random.PRNGKey(0), (8, 8, 8, 1), minval=-1.0, maxval=1.0)
-  params = g.init(jax.random.PRNGKey(1), x)
+  params = jax.jit(g.init)(jax.random.PRNGKey(1), x)
   value, directions = g.value_and_directions(params, x, jax.random.PRNGKey(2))
   assert jax.tree.structure(directions) == jax.tree.structure(params)
   for leaf in jax.tree.leaves(directions):
     assert bool(jnp.all(jnp.isfinite(leaf)))
   for player in g.players:
     assert float(sum(jnp.sum(jnp.abs(l)) for l in jax.tree.leaves(directions[player]))) > 0
-  return value
+  return value, params
 
 
+@pytest.mark.slow  # ~37 CPU-s: init and the game's one-grad program with the R1 double backward
 def test_conv_players_in_the_ebm_game_with_knn():
   """One jitted value_and_directions on 8×8×1 images; Ĥ is the kNN estimate of the flat samples."""
   g = _image_game(entropy.KNN(k=1))
-  value = _check_directions(g)
-  x = jax.random.uniform(jax.random.PRNGKey(0), (8, 8, 8, 1), minval=-1.0, maxval=1.0)
-  params = g.init(jax.random.PRNGKey(1), x)
+  value, params = _check_directions(g)
+  # The game's samples: keys split as in EBMGame.losses (k_sample first).
   x_gen, _ = g.sample(params, jax.random.split(jax.random.PRNGKey(2), 3)[0], 8)
   np.testing.assert_allclose(value["entropy"],
                              entropy.kozachenko_leonenko(x_gen.reshape(8, -1), 1), rtol=1e-5)
