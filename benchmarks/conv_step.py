@@ -12,26 +12,14 @@ slowly (jax-ml/jax#12868), which this shows.
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax
 
 import ebm_gan as eg
-
-
-def timed(fn, *args, repeats):
-  """(compile seconds, seconds per call) of jit(fn)(*args)."""
-  t = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  compile_s = time.perf_counter() - t
-  jax.block_until_ready(compiled(*args))
-  t = time.perf_counter()
-  for _ in range(repeats):
-    out = compiled(*args)
-  jax.block_until_ready(out)
-  return compile_s, (time.perf_counter() - t) / repeats
+from train_step import timed  # (compile seconds, seconds per call) of jit(fn)(*args)
 
 
 def main():
