@@ -10,6 +10,7 @@ command line and writes no files; the experiment runner is ``ebm_gan.runner``,
 which is not imported here.
 """
 
+from ebm_gan import classifier
 from ebm_gan import data
 from ebm_gan import entropy
 from ebm_gan import errors
@@ -17,6 +18,7 @@ from ebm_gan import game
 from ebm_gan import games
 from ebm_gan import metrics
 from ebm_gan import models
+from ebm_gan import modes
 from ebm_gan import objectives
 from ebm_gan import optim
 from ebm_gan import parallel

@@ -1,4 +1,4 @@
-"""Sampling the energy model q_m through the generator: MALA in latent space (docs/theory.md §10).
+"""Sampling the energy model q_m through the generator: MALA in latent space (docs/theory.md §11).
 
 The generator q_f only approximates q_m ∝ exp U_m. MEG (Kumar et al. 2019) corrects it
 by Markov chain Monte Carlo in the generator's latent space: with z ~ N(0, I) and
@@ -33,7 +33,7 @@ LogDensity = Callable[[jax.Array], jax.Array]  # z[B, k] -> log π(z)[B] (up to 
 
 def latent_log_density(energy_fn: Callable[[jax.Array], jax.Array],
                        generator_fn: Callable[[jax.Array], jax.Array]) -> LogDensity:
-  """log π(z) = U_m(G(z)) − ½‖z‖² per row of z[B, k] (docs/theory.md (10.1))."""
+  """log π(z) = U_m(G(z)) − ½‖z‖² per row of z[B, k] (docs/theory.md (11.1))."""
   def log_density(z):
     return energy_fn(generator_fn(z)) - 0.5 * jnp.sum(z * z, axis=-1)
   return log_density
@@ -41,7 +41,7 @@ def latent_log_density(energy_fn: Callable[[jax.Array], jax.Array],
 
 def mala(log_density: LogDensity, z0: jax.Array, key: jax.Array, num_steps: int,
          step_size: float) -> tuple[jax.Array, jax.Array]:
-  """``num_steps`` MALA transitions of every chain of ``z0[B, k]`` targeting π (docs/theory.md (10.2)).
+  """``num_steps`` MALA transitions of every chain of ``z0[B, k]`` targeting π (docs/theory.md (11.2)).
 
   Args:
     log_density: ``z[B, k] -> log π(z)[B]``, rows independent (e.g. :func:`latent_log_density`).
@@ -90,7 +90,7 @@ def mala(log_density: LogDensity, z0: jax.Array, key: jax.Array, num_steps: int,
 
 def sample_energy_model(energy_fn, generator_fn, latent_dim: int, key: jax.Array, n: int,
                         num_steps: int, step_size: float) -> tuple[jax.Array, jax.Array]:
-  """n samples of q_m by latent MALA started from the generator's prior (docs/theory.md §10).
+  """n samples of q_m by latent MALA started from the generator's prior (docs/theory.md §11).
 
   Draws z_0 ~ N(0, I), runs :func:`mala` on π(z) ∝ exp(U_m(G(z)) − ½‖z‖²) and
   returns ``(G(z_T)[n, ...], acceptance)``.

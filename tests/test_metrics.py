@@ -123,3 +123,12 @@ def test_grid_cells_tile_the_box(bound, n):
   assert x.shape == (n * n, 2) and math.isclose(area * n * n, (2 * bound) ** 2)
   np.testing.assert_allclose([x.min(), x.max()], [-bound + bound / n, bound - bound / n],
                              rtol=1e-6)
+
+
+def test_mmd_flattens_image_samples():
+  """Two 2×2×1 images of zeros vs two of ones, h = 1: the pixels differ by ‖1‖² = 4, so
+  MMD²_u = k(x₁, x₂) + k(y₁, y₂) − 2·k(x, y) = 1 + 1 − 2e^{−4/2} = 1.729329 (9.1)."""
+  x, y = np.zeros((2, 2, 2, 1)), np.ones((2, 2, 2, 1))
+  assert metrics.mmd2(x, y, bandwidth=1.0) == pytest.approx(2.0 - 2.0 * np.exp(-2.0), rel=1e-6)
+  # The median bandwidth pools the flattened rows: distances 0 (×2) and 2 (×4) → median 2.
+  assert metrics.median_bandwidth(x, y) == pytest.approx(2.0)

@@ -1,4 +1,4 @@
-"""Latent MALA (ebm_gan.sampling, docs/theory.md §10) against closed-form Gaussian targets."""
+"""Latent MALA (ebm_gan.sampling, docs/theory.md §11) against closed-form Gaussian targets."""
 
 import jax
 import jax.numpy as jnp

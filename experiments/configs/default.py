@@ -103,7 +103,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 1                 # write every k-th step's metrics to metrics.jsonl
   c.eval_samples = 2500           # generator samples for the final metrics and picture
   c.evaluation = ml_collections.ConfigDict()
-  # q_m sampled by latent MALA through the generator (docs/theory.md §10), reported as mcmc_*
+  # q_m sampled by latent MALA through the generator (docs/theory.md §11), reported as mcmc_*
   c.evaluation.mcmc_steps = 0     # 0: off
   c.evaluation.mcmc_step_size = 0.01
   c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged

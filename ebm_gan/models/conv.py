@@ -1,0 +1,183 @@
+"""DCGAN-style convolutional players for images x[B, H, W, C] (docs/theory.md §2, §10).
+
+* :class:`ConvEnergy`: x[B, H, W, C] → U[B] (a log-unnormalised density, one scalar per
+  sample), strided convolutions with LeakyReLU(0.2) and a linear read-out (Radford et al.
+  2016, without batch normalisation: the game's players are plain parameter pytrees with no
+  ``batch_stats`` collection).
+* :class:`ConvGenerator`: z[B, latent_dim] → x[B, H, W, C] ∈ [−1, 1]: a dense layer to a
+  small feature map, ×2 nearest-neighbour upsamplings each followed by a 3×3 convolution
+  (upsample + conv rather than transposed convolutions: no checkerboard artefacts, and the
+  same layer serves every size), tanh.
+
+Images are square, H = W ≥ 4; both players halve (double) the side ``n`` times, n the
+number of times H can be halved while staying even and ≥ 4: 8 → 4 (n = 1), 28 → 14 → 7
+(n = 2), 32 → 16 → 8 → 4 (n = 3).
+
+Normalisation ``'spectral'`` divides every kernel by its largest singular value
+(Miyato et al. 2018), computed exactly and statelessly (:func:`spectral_normalise`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ebm_gan.errors import InvalidArgumentError, check_positive
+
+NORMALISATIONS = ("none", "spectral")
+
+
+def spectral_norm(kernel: jax.Array) -> jax.Array:
+  """σ_max(W) of the kernel seen as a matrix W[fan_in, out] (all axes but the last flattened).
+
+  The top singular vector is the top eigenvector of the smaller Gram matrix (WᵀW or WWᵀ),
+  computed exactly by ``eigh`` under ``stop_gradient``; then σ = ‖W v‖ (or ‖uᵀ W‖).
+  Its gradient is ∂σ/∂W = u vᵀ, the exact derivative of a simple top singular value:
+  the stopped vector contributes nothing at first order because it maximises ‖W v‖
+  (docs/theory.md (10.1)). No state is carried between calls, unlike SN-GAN's one
+  persistent power-iteration step, so the players' parameters stay plain pytrees.
+  A nearly repeated top singular value only makes v a mix of the top vectors, which
+  changes ‖W v‖ at second order.
+  """
+  w = kernel.reshape(-1, kernel.shape[-1])
+  if w.shape[0] < w.shape[1]:                        # σ(W) = σ(Wᵀ): the smaller Gram
+    w = w.T
+  ws = jax.lax.stop_gradient(w)
+  _, vectors = jnp.linalg.eigh(ws.T @ ws)            # ascending eigenvalues
+  v = vectors[:, -1]
+  return jnp.linalg.norm(w @ v)
+
+
+def spectral_normalise(kernel: jax.Array) -> jax.Array:
+  """W / σ_max(W) (:func:`spectral_norm`): a kernel whose matrix has spectral norm 1."""
+  return kernel / spectral_norm(kernel)
+
+
+def _check_normalisation(normalisation):
+  if normalisation not in NORMALISATIONS:
+    raise InvalidArgumentError(f"normalisation={normalisation!r} is not allowed; "
+                               f"allowed: {', '.join(NORMALISATIONS)}.")
+
+
+class NormalisedConv(nn.Module):
+  """y = conv(x, K̂) + b, K̂ = K or K/σ_max(K) ('spectral'); K[k, k, C_in, features], SAME padding."""
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+  normalisation: str = "none"
+
+  @nn.compact
+  def __call__(self, x):
+    _check_normalisation(self.normalisation)
+    shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.normalisation == "spectral":
+      kernel = spectral_normalise(kernel)
+    y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+
+
+class NormalisedDense(nn.Module):
+  """y = x Ŵ + b, Ŵ = W or W/σ_max(W) ('spectral'); W[d_in, features]."""
+  features: int
+  normalisation: str = "none"
+
+  @nn.compact
+  def __call__(self, x):
+    _check_normalisation(self.normalisation)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.normalisation == "spectral":
+      kernel = spectral_normalise(kernel)
+    return x @ kernel + bias
+
+
+def halvings(side: int) -> int:
+  """n: how many times ``side`` halves while it stays even and the half is ≥ 4 (8→1, 28→2, 32→3)."""
+  n = 0
+  while side % 2 == 0 and side // 2 >= 4:
+    side //= 2
+    n += 1
+  return n
+
+
+def check_image_shape(shape: Sequence[int], argument: str = "image_shape") -> tuple[int, int, int]:
+  """(H, W, C) if it is a square image of side ≥ 4 with C ≥ 1 channels, else InvalidArgumentError."""
+  shape = tuple(shape)
+  ok = (len(shape) == 3 and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        and shape[0] == shape[1] and shape[0] >= 4 and shape[2] >= 1)
+  if not ok:
+    raise InvalidArgumentError(
+        f"{argument}={shape!r} is not allowed; expected (H, W, C) with H = W ≥ 4 and C ≥ 1 "
+        "(e.g. (8, 8, 1), (28, 28, 1), (32, 32, 3)).")
+  return shape
+
+
+class ConvEnergy(nn.Module):
+  """U_m(x) ∈ ℝ per sample: x[B, H, W, C] → U[B] (also usable as a GAN logit).
+
+  conv3×3(width) → [conv4×4 stride 2 (width·2^i) → LeakyReLU(0.2)] × n → flatten →
+  dense(1), LeakyReLU(0.2) after every convolution, n = :func:`halvings` (H).
+
+  Attributes:
+    width: channels of the first convolution (doubled at each halving).
+    normalisation: ``'none'`` or ``'spectral'`` (every kernel, the read-out included).
+  """
+  width: int = 64
+  normalisation: str = "none"
+
+  @nn.compact
+  def __call__(self, x):
+    check_positive(self.width, "width", integer=True)
+    if x.ndim != 4:
+      raise InvalidArgumentError(f"x of shape {x.shape} is not allowed; ConvEnergy expects "
+                                 "images x[B, H, W, C].")
+    check_image_shape(x.shape[1:], "image shape")
+    act = lambda h: nn.leaky_relu(h, 0.2)
+    h = act(NormalisedConv(self.width, 3, 1, self.normalisation)(x))
+    for i in range(halvings(x.shape[1])):
+      h = act(NormalisedConv(self.width * 2 ** (i + 1), 4, 2, self.normalisation)(h))
+    u = NormalisedDense(1, self.normalisation)(h.reshape(h.shape[0], -1))[:, 0]
+    chex.assert_shape(u, x.shape[:1])
+    return u
+
+
+class ConvGenerator(nn.Module):
+  """G_f(z) ∈ [−1, 1]^{H×W×C}: z[B, latent_dim] → x[B, H, W, C].
+
+  dense → reshape to (H/2ⁿ, H/2ⁿ, width·2ⁿ) → ReLU → [upsample×2 → conv3×3 (width·2^(n−1−i))
+  → ReLU] × n → conv3×3(C) → tanh, n = :func:`halvings` (H).
+
+  Attributes:
+    image_shape: (H, W, C), H = W ≥ 4.
+    latent_dim: dimension of z.
+    width: channels of the last hidden feature map (doubled towards the input).
+    normalisation: ``'none'`` or ``'spectral'``.
+  """
+  image_shape: tuple[int, int, int]
+  latent_dim: int
+  width: int = 64
+  normalisation: str = "none"
+
+  @nn.compact
+  def __call__(self, z):
+    side, _, channels = check_image_shape(self.image_shape)
+    check_positive(self.width, "width", integer=True)
+    chex.assert_shape(z, (None, self.latent_dim))
+    n = halvings(side)
+    start, features = side // 2 ** n, self.width * 2 ** n
+    h = NormalisedDense(start * start * features, self.normalisation)(z)
+    h = nn.relu(h.reshape(z.shape[0], start, start, features))
+    for i in range(n):
+      h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)          # nearest ×2
+      h = nn.relu(NormalisedConv(self.width * 2 ** (n - 1 - i), 3, 1, self.normalisation)(h))
+    x = jnp.tanh(NormalisedConv(channels, 3, 1, self.normalisation)(h))
+    chex.assert_shape(x, (z.shape[0], side, side, channels))
+    return x
+
