@@ -163,7 +163,8 @@ def data_key(state: TrainState) -> jax.Array:
 
 
 def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Array] | None = None,
-               batch_size: int | None = None, axis_name: str | None = None):
+               batch_size: int | None = None, axis_name: str | None = None,
+               unroll: int | bool = 1):
   """``num_steps`` train steps in one ``lax.scan`` (one dispatch, no Python per step).
 
   Args:
@@ -187,10 +188,10 @@ def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Arr
       return step(state, _batch(sampler, data_key(state), batch_size, axis_name))
 
     def chunk(state):
-      return jax.lax.scan(body, state, None, length=num_steps)
+      return jax.lax.scan(body, state, None, length=num_steps, unroll=unroll)
   else:
     def chunk(state, batches):
-      return jax.lax.scan(step, state, batches)
+      return jax.lax.scan(step, state, batches, unroll=unroll)
   return chunk
 
 
