@@ -121,8 +121,8 @@ class Evaluator:
   def draw(self, params, step: int, path: str, title: str | None = None) -> None:
     """Saves the samples-over-energy picture of ``params`` at ``path``."""
     pictures.save_samples(path, np.asarray(self.sample(params)),
-                          lambda x: self.critic(params, x), self.exp.dataset.scale,
-                          data=self.data,
+                          lambda x: self.critic(params, x),
+                          getattr(self.exp.dataset, "scale", 1.0), data=self.data,
                           title=title or f"{self.exp.config.dataset}, step {step}")
 
   def distribution_metrics(self, params, samples=None) -> tuple[np.ndarray, dict]:
