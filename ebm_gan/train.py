@@ -163,7 +163,8 @@ def data_key(state: TrainState) -> jax.Array:
 
 
 def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Array] | None = None,
-               batch_size: int | None = None, axis_name: str | None = None):
+               batch_size: int | None = None, axis_name: str | None = None,
+               unroll: int | bool = 1):
   """``num_steps`` train steps in one ``lax.scan`` (one dispatch, no Python per step).
 
   Args:
@@ -187,11 +188,23 @@ def make_chunk(step, num_steps: int, sampler: Callable[[jax.Array, int], jax.Arr
       return step(state, _batch(sampler, data_key(state), batch_size, axis_name))
 
     def chunk(state):
-      return jax.lax.scan(body, state, None, length=num_steps)
+      return _scan(body, state, None, num_steps, unroll)
   else:
     def chunk(state, batches):
-      return jax.lax.scan(step, state, batches)
+      return _scan(step, state, batches, len(jax.tree.leaves(batches)[0]), unroll)
   return chunk
+
+
+def _scan(body, state, xs, length: int, unroll):
+  """``lax.scan(body, state, xs, length)``; with ``unroll=True`` the steps written out in Python
+  (no loop in the program), the outputs stacked along a new leading axis as scan stacks them."""
+  if unroll is not True:
+    return jax.lax.scan(body, state, xs, length=length, unroll=unroll)
+  rows = []
+  for i in range(length):
+    state, out = body(state, None if xs is None else jax.tree.map(lambda x: x[i], xs))
+    rows.append(out)
+  return state, jax.tree.map(lambda *r: jnp.stack(r), *rows)
 
 
 def _batch(sampler, key, batch_size, axis_name):

@@ -158,6 +158,19 @@ BAD_INPUTS = [
      ["entropy.noisy.posterior='gibbs'", "importance, mala"]),
     (["--config.entropy.name=flow"], ["entropy.name='flow'", "invertible", "model.generator"]),
     (["--config.dataset=mnist2"], ["dataset='mnist2'", "25gaussians"]),      # unknown name
+    # images (issue 10): models and estimators that cannot take them, missing tfds data
+    (["--config.dataset=digits"], ["model.energy='mlp'", "dataset='digits'", "(8, 8, 1)", "conv"]),
+    (["--config.model.energy=conv"], ["model.energy='conv'", "2-D points", "mlp, quadratic"]),
+    (["--config.dataset=stacked_digits", "--config.model.energy=conv",
+      "--config.model.generator=conv", "--config.entropy.name=flow"],
+     ["entropy.name='flow'", "none, knn, noisy, mi"]),
+    (["--config.dataset=digits", "--config.model.energy=conv", "--config.model.generator=conv",
+      "--config.model.normalisation=batch"], ["model.normalisation='batch'", "spectral"]),
+    (["--config.dataset=digits", "--config.model.energy=conv", "--config.model.generator=conv",
+      "--config.evaluation.mcmc_steps=5"], ["evaluation.mcmc_steps=5", "2-D toys"]),
+    (["--config.dataset=mnist", "--config.data.dir={tmp}/empty"],
+     ["dataset='mnist'", "empty/mnist", "tfds build mnist"]),
+    (["--config.dispatch=sometimes"], ["dispatch='sometimes'", "per_step, scan"]),
     (["--config.optimizer.name=adamw"], ["optimizer.name='adamw'", "ogda"]),  # unknown name
     (["--config.scheme=leapfrog"], ["scheme='leapfrog'", "extragradient"]),   # unknown name
     (["--config.entropy.name=magic"], ["entropy.name='magic'"]),              # unknown name

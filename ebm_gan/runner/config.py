@@ -10,6 +10,7 @@ traced or compiled. The registries below are the names a config may use.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from ebm_gan import entropy
@@ -19,11 +20,15 @@ from ebm_gan import objectives
 from ebm_gan import optim
 from ebm_gan import parallel
 from ebm_gan import schemes
+from ebm_gan import data as data_lib
 from ebm_gan.data import toy
+from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner import limits
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
 
-DATASETS = Registry("dataset", toy.DATASETS)
+# Every dataset name: the 2-D toys (value: their factory) and the image datasets (value: None,
+# loaded by build_dataset from data.dir).
+DATASETS = Registry("dataset", {**toy.DATASETS, **{n: None for n in data_lib.IMAGE_DATASETS}})
 GAN_LOSSES = Registry("GAN loss", objectives.GAN_LOSSES)
 PENALTIES = Registry("gradient penalty", {"none": None, **objectives.PENALTIES})
 ACTIVATIONS = Registry("activation", models.ACTIVATIONS)
@@ -33,20 +38,29 @@ ENTROPY_ESTIMATORS = Registry("entropy estimator", {
     "none": entropy.NoEntropy, "knn": entropy.KNN, "flow": entropy.Flow,
     "noisy": entropy.NoisyGenerator, "mi": entropy.MutualInformation})
 
-# Factories ``(model_config, data_dim) -> flax module``.
+# Factories ``(model_config, data_shape) -> flax module``: data_shape (2,) for the toys,
+# (H, W, C) for images.
 ENERGIES = Registry("energy model", {
-    "mlp": lambda m, d: models.MLPEnergy(tuple(m.energy_hidden), m.energy_activation),
-    "quadratic": lambda m, d: models.QuadraticEnergy(d),
+    "mlp": lambda m, s: models.MLPEnergy(tuple(m.energy_hidden), m.energy_activation),
+    "quadratic": lambda m, s: models.QuadraticEnergy(s[0]),
+    "conv": lambda m, s: models.ConvEnergy(m.conv_width, m.normalisation),
 })
 GENERATORS = Registry("generator model", {
-    "mlp": lambda m, d: models.MLPGenerator(d, m.latent_dim, tuple(m.generator_hidden),
+    "mlp": lambda m, s: models.MLPGenerator(s[0], m.latent_dim, tuple(m.generator_hidden),
                                             m.generator_activation),
-    "affine": lambda m, d: models.AffineGenerator(d, m.latent_dim),
+    "affine": lambda m, s: models.AffineGenerator(s[0], m.latent_dim),
     # latent_dim is data_dim, whatever the config says: a flow is a bijection.
-    "flow": lambda m, d: models.CouplingFlow(data_dim=d, num_layers=int(m.flow_layers),
+    "flow": lambda m, s: models.CouplingFlow(data_dim=s[0], num_layers=int(m.flow_layers),
                                              hidden=tuple(m.generator_hidden),
                                              activation=m.generator_activation),
+    "conv": lambda m, s: models.ConvGenerator(tuple(s), m.latent_dim, m.conv_width,
+                                              m.normalisation),
 })
+# What each kind of data allows (the others are refused by check_models_fit_data).
+IMAGE_MODELS = ("conv",)
+IMAGE_ESTIMATORS = ("none", "knn", "noisy", "mi")
+NORMALISATIONS = Registry("normalisation", {n: n for n in models.NORMALISATIONS})
+DISPATCHES = Registry("dispatch", {"auto": "auto", "scan": "scan", "per_step": "per_step"})
 
 # Factories ``(config, energy, generator, penalty) -> game``.
 GAMES = Registry("game", {
@@ -93,6 +107,7 @@ def _check_runner_fields(config) -> None:
   if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
     raise ConfigError(f"seed={config.seed!r} is not allowed; expected an integer >= 0.")
   check_positive(config.divergence_bound, "divergence_bound")
+  DISPATCHES.get(config.dispatch, key="dispatch")
   steps = config.evaluation.mcmc_steps
   if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
     raise ConfigError(f"evaluation.mcmc_steps={steps!r} is not allowed; expected an integer "
@@ -122,16 +137,17 @@ def _hashable(value):
   return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def build_models(m):
-  """The energy (or discriminator) and generator modules of the model block ``m``."""
+def build_models(m, data_shape=(DATA_DIM,)):
+  """The energy (or discriminator) and generator modules of the model block ``m`` for samples
+  of ``data_shape`` ((2,) for the toys, (H, W, C) for images)."""
   _check_widths(m.energy_hidden, "model.energy_hidden")
   _check_widths(m.generator_hidden, "model.generator_hidden")
   ACTIVATIONS.get(m.energy_activation, key="model.energy_activation")
   ACTIVATIONS.get(m.generator_activation, key="model.generator_activation")
   check_positive(m.latent_dim, "model.latent_dim", integer=True)
   check_positive(m.flow_layers, "model.flow_layers", integer=True)
-  critic = ENERGIES.get(m.energy, key="model.energy")(m, DATA_DIM)
-  generator = GENERATORS.get(m.generator, key="model.generator")(m, DATA_DIM)
+  critic = ENERGIES.get(m.energy, key="model.energy")(m, data_shape)
+  generator = GENERATORS.get(m.generator, key="model.generator")(m, data_shape)
   return critic, generator
 
 
@@ -180,8 +196,10 @@ def build(config) -> Experiment:
     ConfigError: the first invalid field (key, value, what is allowed).
   """
   _check_runner_fields(config)
-  dataset = DATASETS.get(config.dataset, key="dataset")()
-  critic, generator = build_models(config.model)
+  dataset = build_dataset(config)
+  shape = data_shape(dataset)
+  check_models_fit_data(config, shape)
+  critic, generator = build_models(config.model, shape)
   penalty = PENALTIES.get(config.penalty.name, key="penalty.name")
   penalty_schedule = None
   if penalty is not None:
@@ -246,6 +264,92 @@ def _check_batch_for_estimator(config, game) -> None:
         "must be larger than k.")
 
 
+def is_image(dataset) -> bool:
+  """Whether a built dataset is an image dataset (an ``ImageDataset``) rather than a 2-D toy."""
+  return isinstance(dataset, data_lib.ImageDataset)
+
+
+def data_shape(dataset) -> tuple:
+  """The shape of one sample: (2,) for the toys, (H, W, C) for an image dataset."""
+  return tuple(dataset.shape) if is_image(dataset) else (DATA_DIM,)
+
+
+def data_dir(config) -> str | None:
+  """``data.dir`` with ``~`` expanded (None for '': tensorflow-datasets' own default)."""
+  folder = config.data.dir
+  if not isinstance(folder, str):
+    raise ConfigError(f"data.dir={folder!r} is not allowed; expected a folder path (a string) "
+                      "holding prepared tensorflow-datasets folders.")
+  return os.path.abspath(os.path.expanduser(folder)) if folder else None
+
+
+def build_dataset(config):
+  """The dataset ``config.dataset``: a toy sampler, or an image dataset read into memory.
+
+  Image datasets are loaded here, before anything compiles: ``digits`` and
+  ``stacked_digits`` from scikit-learn, the tfds ones from ``data.dir``. A missing
+  folder or package is a ConfigError naming the dataset, the folder and how to prepare it.
+  """
+  factory = DATASETS.get(config.dataset, key="dataset")
+  if factory is not None:
+    return factory()
+  folder = data_dir(config)
+  try:
+    return data_lib.image_dataset(config.dataset, folder)
+  except InvalidArgumentError as e:
+    raise ConfigError(f"dataset={config.dataset!r} (data.dir={config.data.dir!r}) cannot be "
+                      f"loaded: {e}") from None
+  except ImportError as e:
+    raise ConfigError(f"dataset={config.dataset!r} needs a package that is not installed: {e}"
+                      ) from None
+
+
+def check_models_fit_data(config, shape) -> None:
+  """Refuses models and estimators that cannot take samples of ``shape``.
+
+  Images (H, W, C) take the conv energy and generator only (an MLP generator would give flat
+  vectors; the quadratic energy, affine and flow generators are 2-D Gaussian/flow models),
+  any entropy estimator but the exact 'flow' one, and no MCMC evaluation yet; 2-D toys take
+  every model but the conv ones.
+  """
+  m, image = config.model, len(shape) == 3
+  what = f"dataset={config.dataset!r} ({'images of shape ' + str(shape) if image else '2-D points'})"
+  for key in ("energy", "generator"):
+    name = m[key]
+    registry = ENERGIES if key == "energy" else GENERATORS
+    registry.get(name, key=f"model.{key}")
+    allowed = IMAGE_MODELS if image else [n for n in registry.names() if n not in IMAGE_MODELS]
+    if name not in allowed:
+      raise ConfigError(f"model.{key}={name!r} is not allowed with {what}; allowed there: "
+                        f"{', '.join(allowed)}.")
+  if "conv" in (m.energy, m.generator):
+    check_positive(m.conv_width, "model.conv_width", integer=True)
+    NORMALISATIONS.get(m.normalisation, key="model.normalisation")
+    with reported_as(None):
+      models.conv.check_image_shape(shape, f"the image shape of dataset={config.dataset!r}")
+  if not image:
+    return
+  if config.entropy.name not in IMAGE_ESTIMATORS:
+    raise ConfigError(f"entropy.name={config.entropy.name!r} is not allowed with {what}: the "
+                      "exact entropy needs an invertible (flow) generator, which takes 2-D "
+                      f"data only; allowed there: {', '.join(IMAGE_ESTIMATORS)}.")
+  if config.evaluation.mcmc_steps > 0:
+    raise ConfigError(f"evaluation.mcmc_steps={config.evaluation.mcmc_steps!r} is not allowed "
+                      f"with {what}: the MCMC evaluation is wired for the 2-D toys only; set "
+                      "evaluation.mcmc_steps=0.")
+  check_positive(config.evaluation.mode_samples, "evaluation.mode_samples", integer=True)
+
+
+def classifier_cache_dir(config) -> str:
+  """``evaluation.classifier_cache`` expanded; '' means ``$XDG_CACHE_HOME/ebm_gan/classifiers``
+  (``~/.cache/ebm_gan/classifiers``), shared by every run."""
+  folder = config.evaluation.classifier_cache
+  if not folder:
+    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "ebm_gan",
+                          "classifiers")
+  return os.path.abspath(os.path.expanduser(folder))
+
+
 def ignored_keys(config) -> dict:
   """Fields that have no effect in ``config`` → why (the launcher warns if one is overridden)."""
   out = {}
@@ -256,6 +360,14 @@ def ignored_keys(config) -> dict:
     out["penalty.final_weight"] = "penalty.schedule='constant'"
   if config.game == "ebm":
     out["gan_loss"] = "game='ebm'"
+  if "conv" not in (config.model.energy, config.model.generator):
+    for key in ("model.conv_width", "model.normalisation"):
+      out[key] = "no conv model"
+  if DATASETS.get(config.dataset, key="dataset") is not None:  # a toy
+    out["data.dir"] = f"dataset={config.dataset!r}"
+  if not config.dataset.startswith("stacked_"):
+    for key in ("evaluation.mode_samples", "evaluation.classifier_cache"):
+      out[key] = f"dataset={config.dataset!r} (mode counting is for stacked datasets)"
   return out
 
 
@@ -274,7 +386,8 @@ def _check_invertible(generator) -> None:
 # The named choices of an 'ebm_gan' config, for ``--help``: config key -> allowed names.
 CHOICES = {
     "dataset": DATASETS, "game": GAMES, "gan_loss": GAN_LOSSES,
-    "model.energy": ENERGIES, "model.generator": GENERATORS,
+    "model.energy": ENERGIES, "model.generator": GENERATORS, "model.normalisation": NORMALISATIONS,
+    "dispatch": DISPATCHES,
     "model.energy_activation": ACTIVATIONS, "model.generator_activation": ACTIVATIONS,
     "entropy.name": ENTROPY_ESTIMATORS, "entropy.mi.bound": entropy.mutual_info.BOUNDS,
     "entropy.mi.activation": ACTIVATIONS, "entropy.noisy.posterior": entropy.noisy.POSTERIORS,

@@ -27,19 +27,24 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.smoke = False                 # shrink everything for a quick check (see finalize)
   c.dataset = "25gaussians"       # 8gaussians | 25gaussians | rings | circles | checkerboard
-                                  # | swissroll | 2spirals | pinwheel | moons
+                                  # | swissroll | 2spirals | pinwheel | moons; images: digits
+                                  # | stacked_digits | mnist | fashion_mnist | cifar10 | stacked_mnist
+  c.data = ml_collections.ConfigDict()
+  c.data.dir = "~/tensorflow_datasets"  # prepared tfds folders (mnist, cifar10, ...; BUILD.md)
   c.game = "ebm"                  # ebm (max_m min_f L3) | gan (logit discriminator)
   c.gan_loss = "non_saturating"   # for game=gan: minimax | non_saturating | wasserstein | hinge | least_squares
 
   c.model = ml_collections.ConfigDict()
-  c.model.energy = "mlp"          # mlp | quadratic
-  c.model.generator = "mlp"       # mlp | affine (| flow where registered)
+  c.model.energy = "mlp"          # mlp | quadratic (2-D) | conv (images)
+  c.model.generator = "mlp"       # mlp | affine | flow (2-D) | conv (images)
   c.model.energy_hidden = (256, 256, 256)
   c.model.generator_hidden = (256, 256, 256)
   c.model.energy_activation = "leaky_relu"
   c.model.generator_activation = "relu"
   c.model.latent_dim = 2
   c.model.flow_layers = 4         # affine couplings of model.generator=flow (widths: generator_hidden)
+  c.model.conv_width = 32         # conv models: channels of the first conv (doubled per halving)
+  c.model.normalisation = "none"  # conv models: none | spectral
 
   c.entropy = ml_collections.ConfigDict()
   c.entropy.name = "mi"           # flow | noisy | mi | knn | none; each has its own block below
@@ -100,12 +105,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.steps = 16000                 # ~2.7 min on 2 CPU cores (about 100 steps/s)
   c.batch_size = 256
   c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
+  c.dispatch = "auto"             # scan | per_step (one jitted step per call) | auto: per_step for
+                                  # conv models on CPU, where convs in lax.scan are ~10x slower
   c.log_every = 1                 # write every k-th step's metrics to metrics.jsonl
   c.eval_samples = 2500           # generator samples for the final metrics and picture
   c.evaluation = ml_collections.ConfigDict()
   # q_m sampled by latent MALA through the generator (docs/theory.md §11), reported as mcmc_*
   c.evaluation.mcmc_steps = 0     # 0: off
   c.evaluation.mcmc_step_size = 0.01
+  # stacked image datasets: the mode-counting protocol (docs/theory.md §10)
+  c.evaluation.mode_samples = 26000   # generator samples classified into the 1000 modes
+  c.evaluation.classifier_cache = ""  # the digit classifier's cache ('': ~/.cache/ebm_gan/classifiers)
   c.divergence_bound = 1e6        # |loss| above this (or NaN/Inf) marks the run diverged
 
   # --- the runner (ebm_gan.runner): checkpoints, logs, pictures ---

@@ -1,4 +1,4 @@
-"""The 'ebm_gan' program: train a game on a 2-D toy dataset and write a run folder.
+"""The 'ebm_gan' program: train a game on a 2-D toy or an image dataset and write a run folder.
 
 Writes into ``workdir``:
   config.json        the resolved config
@@ -7,11 +7,13 @@ Writes into ``workdir``:
   tensorboard/       the same scalars as TensorBoard event files
   checkpoints/       orbax checkpoints of the TrainState (every ``checkpoint_every`` steps)
   pictures/          periodic samples-over-energy and energy-landscape pictures
-  samples.png        generator samples over the energy model's log-density (and the data)
+  samples.png        generator samples over the energy model's log-density (and the data);
+                     for images a grid of 64 samples, and data.png 64 training images
   samples.npz        the final generator samples, data and picture box (for reports)
   curves.png         training curves
   summary.json/.md   final metrics (modes covered, high-quality %, MMD², KLs, losses, timings,
-                     status; see ebm_gan.runner.evaluation)
+                     status; see ebm_gan.runner.evaluation, and for images
+                     ebm_gan.runner.image_evaluation: MMD² to held-out images, mode counting)
 
 A single run and a vectorised sweep group (members that differ only in
 :data:`VMAP_KEYS` and :data:`HOST_KEYS`) are both trained by
@@ -43,6 +45,7 @@ from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
 from ebm_gan.runner import evaluation
+from ebm_gan.runner import image_evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
@@ -51,7 +54,8 @@ from ebm_gan.runner.registry import ConfigError
 VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
 # Host-side settings each member's Recorder reads from its own config: free to differ too.
 HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every",
-             "evaluation.mcmc_steps", "evaluation.mcmc_step_size")
+             "evaluation.mcmc_steps", "evaluation.mcmc_step_size", "evaluation.mode_samples",
+             "evaluation.classifier_cache")
 EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
@@ -106,13 +110,19 @@ class Evaluator:
                           float(c.evaluation.mcmc_step_size))
       self.mcmc = lambda p: mcmc(p, key)
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
-    self.density_metrics = evaluation.DensityMetrics(exp)
+    self.image = config_lib.is_image(exp.dataset)
+    self.density_metrics = (image_evaluation.HeldOutMMD(exp) if self.image
+                            else evaluation.DensityMetrics(exp))
+    self.modes = None
+    if image_evaluation.is_stacked(exp.dataset):
+      self.modes = image_evaluation.ModeCounter(
+          exp, _jitted(exp.game, image_evaluation.MODE_BATCH)[0])
 
   def draw(self, params, step: int, path: str, title: str | None = None) -> None:
     """Saves the samples-over-energy picture of ``params`` at ``path``."""
     pictures.save_samples(path, np.asarray(self.sample(params)),
-                          lambda x: self.critic(params, x), self.exp.dataset.scale,
-                          data=self.data,
+                          lambda x: self.critic(params, x),
+                          getattr(self.exp.dataset, "scale", 1.0), data=self.data,
                           title=title or f"{self.exp.config.dataset}, step {step}")
 
   def distribution_metrics(self, params, samples=None) -> tuple[np.ndarray, dict]:
@@ -123,6 +133,8 @@ class Evaluator:
     if hasattr(dataset, "modes"):
       out.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
     out.update(self.density_metrics(samples, lambda x: self.critic(params, x)))
+    if self.modes is not None and np.all(np.isfinite(samples)):
+      out.update(self.modes(params))
     return samples, out
 
   def finish(self, state, recorder: record.Recorder, timings: dict) -> dict:
@@ -146,7 +158,7 @@ class Evaluator:
       summary.update(self._mcmc_metrics(params))
     if np.all(np.isfinite(samples)):
       np.savez_compressed(os.path.join(recorder.workdir, "samples.npz"), samples=samples,
-                          data=self.data, scale=self.exp.dataset.scale)
+                          data=self.data, scale=getattr(self.exp.dataset, "scale", 1.0))
       self._final_picture(recorder.workdir, params, samples, summary, recorder.status)
     plot_curves(recorder.workdir)
     pictures.evolution(os.path.join(recorder.workdir, "pictures"),
@@ -162,6 +174,9 @@ class Evaluator:
     return {"mcmc_acceptance": float(acceptance), **{f"mcmc_{k}": v for k, v in found.items()}}
 
   def _final_picture(self, workdir, params, samples, summary, status) -> None:
+    if self.image:
+      _image_pictures(workdir, samples, self.data, summary, self.exp.config.dataset, status)
+      return
     quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
                f"{100 * summary['high_quality']:.1f}% high-quality"
                if "modes_covered" in summary else status)
@@ -169,6 +184,16 @@ class Evaluator:
         os.path.join(workdir, "samples.png"), samples,
         lambda x: self.critic(params, x), self.exp.dataset.scale, data=self.data,
         title=f"{self.exp.config.dataset}, step {summary['steps_done']}: {quality}")
+
+
+def _image_pictures(workdir, samples, data, summary, dataset: str, status) -> None:
+  """``samples.png``: 64 generator samples as a grid (with the mode count when there is one);
+  ``data.png``: 64 training images, for comparison."""
+  quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
+             f"KL {summary['mode_kl']:.2f}" if "mode_kl" in summary else status)
+  pictures.image_grid(os.path.join(workdir, "samples.png"), samples[:64],
+                      title=f"{dataset}, step {summary['steps_done']}: {quality}")
+  pictures.image_grid(os.path.join(workdir, "data.png"), data[:64], title=f"{dataset}: data")
 
 
 def plot_curves(workdir: str) -> None:
@@ -183,9 +208,63 @@ def plot_curves(workdir: str) -> None:
                             for k in names})
 
 
+def _data(exp):
+  """``(arrays, sampler_of)``: what the compiled chunk takes as its data argument, and
+  ``sampler_of(arrays) -> sample(key, n)`` built inside the traced function.
+
+  An image dataset's training arrays are a jit ARGUMENT, not a closed-over constant (which
+  compiles an MNIST-sized array into the program: BUILD.md, Datasets); a toy needs none.
+  """
+  ds = exp.dataset
+  if config_lib.is_image(ds):
+    return ds.arrays(), ds.sampler
+  return None, lambda arrays: ds.sample
+
+
+def _dispatch(exp) -> str:
+  """'per_step' or 'scan': how a chunk's steps run (``dispatch``; 'auto': per_step for conv
+  models on a CPU backend, where XLA runs convolutions inside a loop ~10x slower,
+  jax-ml/jax#12868; BUILD.md, Benchmarks)."""
+  how = exp.config.dispatch
+  if how != "auto":
+    return how
+  conv = "conv" in (exp.config.model.energy, exp.config.model.generator)
+  return "per_step" if conv and jax.default_backend() == "cpu" else "scan"
+
+
+def _compiler(exp, build_fn, args, mapped: bool):
+  """``compile_chunk(n, states)`` for ``build_fn(n, unroll) -> fn(*args, states)``: n steps in
+  one compiled ``lax.scan``, or (:func:`_dispatch` 'per_step') one compiled step (a 1-step
+  chunk unrolled: no loop) called n times from Python with the metrics concatenated; a
+  run's chunks never change, so resume stays exact."""
+  per_step = _dispatch(exp) == "per_step"
+  compiled = {}
+
+  def compile_n(n, states):
+    if n not in compiled:
+      fn = jax.jit(build_fn(n, per_step)).lower(*args, states).compile()
+      compiled[n] = lambda s: fn(*args, s)
+    return compiled[n]
+
+  def compile_chunk(n, states):
+    if not per_step:
+      return compile_n(n, states)
+    one = compile_n(1, states)
+
+    def chunk(states):
+      rows = []
+      for _ in range(n):
+        states, metrics = one(states)
+        rows.append(metrics)
+      return states, jax.tree.map(lambda *m: jnp.concatenate(m, axis=int(mapped)), *rows)
+    return chunk
+  return compile_chunk
+
+
 def _single(exp) -> loop.Trainable:
   """One run: on one device, or data-parallel over ``exp.devices`` (ebm_gan.parallel)."""
-  c, sample, n_dev = exp.config, exp.dataset.sample, exp.devices
+  c, n_dev = exp.config, exp.devices
+  arrays, sampler_of = _data(exp)
   axis = parallel.AXIS if n_dev > 1 else None
   step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
                                axis_name=axis, ema_decay=c.optimizer.ema_decay,
@@ -193,25 +272,28 @@ def _single(exp) -> loop.Trainable:
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
 
   def init():  # one compiled program, not op by op
-    state = jax.jit(lambda k: train.init_state(exp.game, exp.tx, k, sample(k, c.batch_size),
-                                               ema=c.optimizer.ema_decay > 0))(
-        jax.random.PRNGKey(c.seed))
+    state = jax.jit(lambda k, a: train.init_state(
+        exp.game, exp.tx, k, sampler_of(a)(k, c.batch_size),
+        ema=c.optimizer.ema_decay > 0))(jax.random.PRNGKey(c.seed), arrays)
     return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
 
-  def compile_chunk(n, state):
-    chunk = train.make_chunk(step, n, sample, c.batch_size // n_dev, axis_name=axis)
+  def build_chunk(n, unroll):
+    def chunk(a, state):
+      return train.make_chunk(step, n, sampler_of(a), c.batch_size // n_dev,
+                              axis_name=axis, unroll=unroll)(state)
     if mesh is not None:  # every device draws its batch_size / devices samples
       chunk = parallel.data_parallel(chunk, mesh)
-    return jax.jit(chunk).lower(state).compile()
+    return chunk
 
-  return loop.Trainable(init, compile_chunk)
+  return loop.Trainable(init, _compiler(exp, build_chunk, (arrays,), mapped=False))
 
 
 def _group(exps) -> loop.Trainable:
   """K members vmapped; over several devices, members are spread on the mesh (K % devices
   == 0) or, when they cannot be, every member is data-parallel."""
   base = exps[0]
-  c, game, sample, n_dev = base.config, base.game, base.dataset.sample, base.devices
+  c, game, n_dev = base.config, base.game, base.devices
+  arrays, sampler_of = _data(base)
   spread = n_dev > 1 and len(exps) % n_dev == 0
   axis = parallel.AXIS if n_dev > 1 and not spread else None
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
@@ -227,27 +309,27 @@ def _group(exps) -> loop.Trainable:
   def init():
     tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
     keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
-    states = jax.jit(jax.vmap(
-        lambda k: train.init_state(game, tx, k, sample(k, c.batch_size),
-                                   ema=c.optimizer.ema_decay > 0)))(keys)
+    states = jax.jit(lambda a, ks: jax.vmap(
+        lambda k: train.init_state(game, tx, k, sampler_of(a)(k, c.batch_size),
+                                   ema=c.optimizer.ema_decay > 0))(ks))(arrays, keys)
     return states if mesh is None else jax.device_put(states, _group_sharding(mesh, spread))
 
-  def compile_chunk(n, states):
-    def chunk(state, h):
+  def build_chunk(n, unroll):
+    def chunk(a, h, state):
       step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
                                    critic_steps=c.critic_steps, axis_name=axis,
                                    ema_decay=c.optimizer.ema_decay,
                                    penalty_schedule=base.penalty_schedule)
-      return train.make_chunk(step, n, sample, c.batch_size // (1 if spread else n_dev),
-                              axis_name=axis)(state)
-    members = jax.vmap(chunk)
+      return train.make_chunk(step, n, sampler_of(a), c.batch_size // (1 if spread else n_dev),
+                              axis_name=axis, unroll=unroll)(state)
+    members = jax.vmap(chunk, in_axes=(None, 0, 0))
     if mesh is not None:
       members = parallel.data_parallel(members, mesh, sharded_args=2 if spread else 0,
                                        out_sharded=spread)
-    fn = jax.jit(members).lower(states, rates).compile()
-    return lambda s: fn(s, rates)
+    return members
 
-  return loop.Trainable(init, compile_chunk, size=len(exps), mapped=True)
+  return loop.Trainable(init, _compiler(base, build_chunk, (arrays, rates), mapped=True),
+                        size=len(exps), mapped=True)
 
 
 def _group_sharding(mesh, spread: bool):

@@ -1,0 +1,103 @@
+"""The 'ebm_gan' program's summary metrics on image datasets (numbers from ebm_gan.metrics/modes).
+
+  mmd2                      unbiased MMD² (median-heuristic RBF on the flattened pixels,
+                            docs/theory.md (9.1)) between eval_samples generator samples and
+                            up to eval_samples images of the HELD-OUT split (a fixed subset)
+  modes_covered, mode_kl    stacked datasets only: the StackedMNIST protocol (docs/theory.md
+                            §10) on evaluation.mode_samples generator samples (26 000 by
+                            default): each channel labelled by a digit classifier, the mode
+                            100·d₁ + 10·d₂ + d₃; modes with ≥ 1 sample of 1000 and
+                            KL(mode histogram ‖ uniform)
+  classifier_accuracy       that classifier's accuracy on the held-out part (20%) of the base
+                            dataset's training split it was trained on, and
+  classifier_test_accuracy  on the base dataset's own held-out (test) split
+
+The classifier is trained once per base dataset and cached with orbax under
+``evaluation.classifier_cache`` (:mod:`ebm_gan.runner.classifiers`), not in the run folder,
+so every run and sweep member shares it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import jax
+import numpy as np
+
+from ebm_gan import classifier
+from ebm_gan import metrics
+from ebm_gan import modes
+from ebm_gan.runner import classifiers
+from ebm_gan.runner import config as config_lib
+
+MODES_STREAM = 2**31 - 3  # the mode-counting samples' key: PRNGKey(seed) folded with this
+MODE_BATCH = 1000         # generator samples per jitted call while counting modes
+
+
+class HeldOutMMD:
+  """MMD² of generator samples against a fixed subset of the held-out images."""
+
+  def __init__(self, exp):
+    images, _ = exp.dataset.held_out()
+    n = min(exp.config.eval_samples, len(images))
+    keep = np.sort(np.random.default_rng(0).permutation(len(images))[:n])
+    self.heldout = images[keep]
+
+  def __call__(self, samples: np.ndarray, energy=None) -> dict:
+    """``{'mmd2': MMD²_u(samples, held-out)}`` ({} if a sample is not finite)."""
+    if not np.all(np.isfinite(samples)):
+      return {}
+    return {"mmd2": metrics.mmd2(samples, self.heldout)}
+
+
+class ModeCounter:
+  """The mode-counting protocol of a stacked dataset, for generator parameters.
+
+  Args:
+    exp: the built experiment (its dataset has ``stack`` > 1).
+    sample: ``sample(params, key) -> x[MODE_BATCH, H, W, C]``, jitted.
+  """
+
+  def __init__(self, exp, sample):
+    c, ds = exp.config, exp.dataset
+    self.base = dataclasses.replace(ds, name=ds.name.removeprefix("stacked_"), stack=1)
+    self.num_samples = c.evaluation.mode_samples
+    self.cache_dir = config_lib.classifier_cache_dir(c)
+    self.sample = sample
+    self.key = jax.random.fold_in(jax.random.PRNGKey(c.seed), MODES_STREAM)
+    self._classifier = None  # (params, info), trained or restored on first use
+
+  def classifier(self) -> tuple[dict, dict]:
+    """The digit classifier's parameters and its accuracies (trained once, then cached)."""
+    if self._classifier is None:
+      start = time.perf_counter()
+      images, labels = self.base.training_set()
+      params, accuracy, trained = classifiers.load_or_train(self.base.name, images, labels,
+                                                            self.cache_dir)
+      test = classifier.accuracy(params, *self.base.held_out())
+      self._classifier = params, {
+          "classifier_accuracy": float(accuracy), "classifier_test_accuracy": test,
+          "classifier_trained": bool(trained),
+          "classifier_s": round(time.perf_counter() - start, 3)}
+    return self._classifier
+
+  def __call__(self, params) -> dict:
+    """modes_covered, num_modes, mode_kl, num_samples of ``mode_samples`` generator samples,
+    the classifier's accuracies, and ``modes_s`` (sampling and classifying)."""
+    digit_params, info = self.classifier()
+    start = time.perf_counter()
+    batches = -(-self.num_samples // MODE_BATCH)
+    x = np.concatenate([np.asarray(self.sample(params, jax.random.fold_in(self.key, i)))
+                        for i in range(batches)])[:self.num_samples]
+    if not np.all(np.isfinite(x)):
+      return dict(info)
+    found = modes.stacked_mode_metrics(functools.partial(classifier.predict, digit_params), x)
+    found["mode_samples"] = found.pop("num_samples")
+    return {**found, **info, "modes_s": round(time.perf_counter() - start, 3)}
+
+
+def is_stacked(dataset) -> bool:
+  """Whether ``dataset`` is a stacked image dataset (mode counting applies)."""
+  return config_lib.is_image(dataset) and dataset.stack > 1
