@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import experiment
+from benchmarks.train_step import interleaved as timed  # medians of alternating repeats
 
 
 def _cost(compiled):
@@ -64,19 +63,6 @@ def matmul_chunk(width, batch, n):
   x = jax.random.normal(k2, (batch, width))
   compiled = jax.jit(chunk).lower(x, w).compile()
   return compiled, (x, w), 3 * 2 * batch * width * width
-
-
-def timed(calls, repeats):
-  """Median seconds per call of each (fn, args), in alternating repetitions after a warm-up."""
-  for fn, args in calls:
-    jax.block_until_ready(fn(*args))
-  times = [[] for _ in calls]
-  for _ in range(repeats):
-    for i, (fn, args) in enumerate(calls):
-      t = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      times[i].append(time.perf_counter() - t)
-  return [statistics.median(t) for t in times]
 
 
 def _experiment(width, batch, extra=()):
