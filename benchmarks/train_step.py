@@ -41,7 +41,6 @@ import optax
 from jax.scipy.special import digamma
 
 import ebm_gan as eg
-from benchmarks import experiment
 
 ESTIMATORS = ("none", "knn", "mi", "noisy", "flow")
 SIGMA, PROPOSALS = 0.1, 16  # the noisy generator's σ and its importance proposals (local)
@@ -218,6 +217,7 @@ def _host_loop(compiled, state, total, n):
 
 def dispatch_curve(lengths, total, repeats):
   """Rows (n, steps/s plain, steps/s donated): the default experiment's runner-like loop."""
+  from benchmarks import experiment  # here: tests/test_compiled_step.py imports this file
   exp = experiment.default_experiment()
   runs = {}
   for n in lengths:
