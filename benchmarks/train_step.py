@@ -15,6 +15,15 @@ XLA's cost analysis of the compiled chunk (FLOPs per step) and its count of
 dot ops, the library's over the hand-written one.
 
   python benchmarks/train_step.py [--hidden 256] [--batch 256] [--chunk 100] [--repeats 5] [--quick]
+
+``--curve`` prints instead the host-side curve of the default experiment
+(experiments/configs/default.py, built as the runner builds it): steps/s against
+steps per dispatch, each chunk's state fed back and its metrics fetched to the host
+once per chunk as ``ebm_gan/runner/loop.py`` does, the chunk compiled without and
+with its state donated (``donate_argnums=0``), the lengths timed in interleaved
+repetitions over the same number of steps:
+
+  python benchmarks/train_step.py --curve [--lengths 1,10,50,200,1000] [--total 1000]
 """
 
 import argparse
@@ -196,6 +205,46 @@ def compare(estimator, scheme, a, key):
           lib_flops / hand_flops, f"{lib_dots}/{hand_dots}")
 
 
+def _host_loop(compiled, state, total, n):
+  """Seconds for ``total`` steps in chunks of n: state fed back, metrics fetched per chunk."""
+  t = time.perf_counter()
+  for _ in range(total // n):
+    state, metrics = compiled(state)
+    jax.device_get(metrics)
+  jax.block_until_ready(state)
+  return time.perf_counter() - t, state
+
+
+def dispatch_curve(lengths, total, repeats):
+  """Rows (n, steps/s plain, steps/s donated): the default experiment's runner-like loop."""
+  from benchmarks import experiment  # here: tests/test_compiled_step.py imports this file
+  exp = experiment.default_experiment()
+  runs = {}
+  for n in lengths:
+    for donate in (False, True):
+      compiled, state = experiment.default_chunk(exp, n, donate=donate)
+      _, state = _host_loop(compiled, state, n, n)  # warm-up
+      runs[n, donate] = [compiled, state, []]
+  for _ in range(repeats):
+    for key, run in runs.items():
+      seconds, run[1] = _host_loop(run[0], run[1], max(total, key[0]), key[0])
+      run[2].append(max(total, key[0]) / seconds)
+  return [(n, statistics.median(runs[n, False][2]), statistics.median(runs[n, True][2]))
+          for n in lengths]
+
+
+def print_curve(a):
+  print(f"jax {jax.__version__}, the default experiment (256x3 MLPs, MI, R1, optimistic Adam, "
+        f"batch 256), {a.total} steps per timing, {a.repeats} interleaved repeats, "
+        f"load average {os.getloadavg()[0]:.2f}")
+  print("| steps per dispatch | steps/s | steps/s, state donated | donated/plain |")
+  print("|---|---|---|---|")
+  for n, plain, donated in dispatch_curve([int(x) for x in a.lengths.split(",")], a.total,
+                                          a.repeats):
+    print(f"| {n} | {plain:.1f} | {donated:.1f} | {donated / plain:.2f} |", flush=True)
+  print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--hidden", type=int, default=256)
@@ -205,8 +254,17 @@ def main():
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--estimators", default=",".join(ESTIMATORS))
   p.add_argument("--schemes", default=",".join(SCHEMES))
-  p.add_argument("--quick", action="store_true", help="width 64, chunks of 20, 3 repeats (< 1 min)")
+  p.add_argument("--quick", action="store_true", help="width 64, chunks of 20, 3 repeats (< 1 min)"
+                 "; with --curve: lengths 1,10,50 over 50 steps")
+  p.add_argument("--curve", action="store_true", help="the host-side steps/s vs steps-per-dispatch "
+                 "curve of the default experiment instead of the table")
+  p.add_argument("--lengths", default="1,10,50,200,1000")
+  p.add_argument("--total", type=int, default=1000, help="steps per timing of the curve")
   a = p.parse_args()
+  if a.curve:
+    if a.quick:
+      a.lengths, a.total, a.repeats = "1,10,50", 50, 3
+    return print_curve(a)
   if a.quick:
     a.hidden, a.chunk, a.repeats = 64, 20, 3
   key = jax.random.PRNGKey(0)
