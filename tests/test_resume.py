@@ -22,8 +22,8 @@ STEPS = 300
 ARGS = [f"--config.steps={STEPS}", "--config.steps_per_dispatch=10", "--config.batch_size=16",
         "--config.checkpoint_every=30", "--config.max_to_keep=2", "--config.picture_every=0",
         "--config.tensorboard_every=5", "--config.model.energy_hidden=(8,)",
-        "--config.model.generator_hidden=(8,)", "--config.penalty.name=none",
-        "--config.eval_samples=100", "--no-progress"]
+        "--config.model.generator_hidden=(8,)", "--config.entropy.mi.hidden=(8,)",
+        "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
 
 
 def _latest(workdir):
