@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from ebm_gan import game, models, optim, train
+from ebm_gan import game, models, optim, schedules, train
 from ebm_gan.entropy import NoEntropy
 from ebm_gan.errors import InvalidArgumentError
 
@@ -48,7 +48,7 @@ def test_state_without_average_has_none():
     ("cosine", [1.0, 0.525, 0.05, 0.05]),
 ])
 def test_decayed_learning_rate_closed_form(schedule, expected):
-  rate = optim.decayed_learning_rate(1.0, schedule, 100, 0.05)
+  rate = schedules.decayed_learning_rate(1.0, schedule, 100, 0.05)
   got = [float(rate(t)) for t in (0, 50, 100, 150)]
   np.testing.assert_allclose(got, expected, atol=1e-6)
   # A quarter of the way: linear 1 − 0.95/4 = 0.7625; cosine 0.05 + 0.95·½(1 + cos π/4) = 0.8609.
@@ -57,8 +57,8 @@ def test_decayed_learning_rate_closed_form(schedule, expected):
 
 
 def test_decayed_rate_drives_an_optimiser_and_constant_is_untouched():
-  assert optim.decayed_learning_rate(0.3, "constant", 10) == 0.3
-  tx = optim.gda(optim.decayed_learning_rate(1.0, "linear", 4, 0.0))
+  assert schedules.decayed_learning_rate(0.3, "constant", 10) == 0.3
+  tx = optim.gda(schedules.decayed_learning_rate(1.0, "linear", 4, 0.0))
   state, steps = tx.init(jnp.zeros(())), []
   for _ in range(5):
     u, state = tx.update(jnp.ones(()), state)
@@ -68,10 +68,10 @@ def test_decayed_rate_drives_an_optimiser_and_constant_is_untouched():
 
 def test_decayed_rate_refuses_bad_settings():
   with pytest.raises(InvalidArgumentError, match="schedule='step'"):
-    optim.decayed_learning_rate(1.0, "step", 10)
+    schedules.decayed_learning_rate(1.0, "step", 10)
   with pytest.raises(InvalidArgumentError, match="final_lr_fraction=1.5"):
-    optim.decayed_learning_rate(1.0, "cosine", 10, 1.5)
-  assert isinstance(optax.scale_by_learning_rate(optim.decayed_learning_rate(1.0, "cosine", 10)),
+    schedules.decayed_learning_rate(1.0, "cosine", 10, 1.5)
+  assert isinstance(optax.scale_by_learning_rate(schedules.decayed_learning_rate(1.0, "cosine", 10)),
                     optax.GradientTransformation)
 
 

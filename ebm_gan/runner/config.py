@@ -19,6 +19,7 @@ from ebm_gan import models
 from ebm_gan import objectives
 from ebm_gan import optim
 from ebm_gan import parallel
+from ebm_gan import schedules
 from ebm_gan import schemes
 from ebm_gan import data as data_lib
 from ebm_gan.data import toy
@@ -172,7 +173,7 @@ def build_optimizer(config, players, lr=None, critic_lr=None):
 
   def rate(value):
     with reported_as("optimizer"):
-      return optim.decayed_learning_rate(value, o.schedule, config.steps, o.final_lr_fraction)
+      return schedules.decayed_learning_rate(value, o.schedule, config.steps, o.final_lr_fraction)
 
   with reported_as(None):
     return optim.per_player({
@@ -238,7 +239,7 @@ def _penalty_schedule(config):
                       f"penalty.weight={p.weight!r}: an annealed weight decays, so "
                       "final_weight must be at most weight.")
   with reported_as("penalty"):
-    return optim.decayed_learning_rate(1.0, p.schedule, config.steps, p.final_weight / p.weight)
+    return schedules.decayed_learning_rate(1.0, p.schedule, config.steps, p.final_weight / p.weight)
 
 
 def _devices(config) -> int:
