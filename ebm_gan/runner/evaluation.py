@@ -38,12 +38,13 @@ class DensityMetrics:
     self.scale = dataset.scale
 
   def __call__(self, samples: np.ndarray, energy) -> dict:
-    """The metrics of generator ``samples`` and of the energy ``energy(x[k, 2]) -> U[k]``."""
+    """The metrics of generator ``samples`` and of the energy ``energy(x[k, 2]) -> U[k]``
+    (None: the samples' metrics only)."""
     if not np.all(np.isfinite(samples)):
       return {}
     out = {"mmd2": metrics.mmd2(samples, self.heldout)}
     if self.log_prob is not None:
       out["kl_generator_data"] = metrics.generator_kl(samples, self.log_prob)
-      if self.has_energy:
+      if self.has_energy and energy is not None:
         out["kl_data_model"] = metrics.quadrature_kl(self.log_prob, energy, self.scale, GRID)
     return out

@@ -126,13 +126,15 @@ class Evaluator:
                           title=title or f"{self.exp.config.dataset}, step {step}")
 
   def distribution_metrics(self, params, samples=None) -> tuple[np.ndarray, dict]:
-    """Generator samples of ``params`` (or the given ``samples``) and their metrics
-    (modes, MMD², KLs)."""
-    samples = np.asarray(self.sample(params) if samples is None else samples)
+    """Generator samples of ``params`` and their metrics (modes, MMD², KLs, the energy's
+    KL(p‖q_m)); given ``samples`` (e.g. MCMC ones), the metrics of those samples alone."""
+    own = samples is None
+    samples = np.asarray(self.sample(params) if own else samples)
     dataset, out = self.exp.dataset, {}
     if hasattr(dataset, "modes"):
       out.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
-    out.update(self.density_metrics(samples, lambda x: self.critic(params, x)))
+    energy = (lambda x: self.critic(params, x)) if own else None
+    out.update(self.density_metrics(samples, energy))
     if self.modes is not None and np.all(np.isfinite(samples)):
       out.update(self.modes(params))
     return samples, out
@@ -170,7 +172,6 @@ class Evaluator:
     """``mcmc_<metric>``: the metrics of q_m sampled by latent MALA from the generator."""
     x, acceptance = self.mcmc(params)
     found = self.distribution_metrics(params, x)[1]
-    found.pop("kl_data_model", None)  # the energy's own, not the samples'
     return {"mcmc_acceptance": float(acceptance), **{f"mcmc_{k}": v for k, v in found.items()}}
 
   def _final_picture(self, workdir, params, samples, summary, status) -> None:
