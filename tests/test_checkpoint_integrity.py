@@ -151,6 +151,7 @@ STEPS = 60
 ARGS = [f"--config.steps={STEPS}", "--config.steps_per_dispatch=10", "--config.batch_size=16",
         "--config.checkpoint_every=30", "--config.max_to_keep=3", "--config.picture_every=0",
         "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
+        "--config.entropy.mi.hidden=(8,)", "--config.tensorboard_every=0",
         "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
 
 

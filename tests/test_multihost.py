@@ -63,6 +63,7 @@ def test_a_bad_coordinator_exits_2_before_anything_runs(capsys, tmp_path):
 ARGS = ["--config.steps=40", "--config.steps_per_dispatch=10", "--config.batch_size=16",
         "--config.checkpoint_every=20", "--config.max_to_keep=3", "--config.picture_every=0",
         "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
+        "--config.entropy.mi.hidden=(8,)", "--config.tensorboard_every=0",
         "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
 
 

@@ -20,6 +20,7 @@ DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A run of a few steps of a tiny model (for testing only).
 TINY = ["--config.steps=10", "--config.steps_per_dispatch=10", "--config.batch_size=8",
         "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
+        "--config.entropy.mi.hidden=(4,)",
         "--config.penalty.name=none", "--config.eval_samples=50", "--config.picture_every=0",
         "--config.tensorboard_every=0", "--no-progress"]
 

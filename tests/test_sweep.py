@@ -18,6 +18,7 @@ DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A tiny model (for testing only).
 TINY = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",
         "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
+        "--config.entropy.mi.hidden=(8,)",
         "--config.penalty.name=none", "--config.eval_samples=100", "--config.picture_every=40",
         "--config.optimizer.name=gda", "--no-progress"]
 
