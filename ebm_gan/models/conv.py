@@ -63,6 +63,24 @@ def _check_normalisation(normalisation):
                                f"allowed: {', '.join(NORMALISATIONS)}.")
 
 
+def flat_lecun_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+  """LeCun normal init of a kernel whose last axis is the output: N(0, 1/fan_in) truncated
+  at ±2 std (flax's ``lecun_normal``), fan_in = the product of every axis but the last.
+
+  The numbers are drawn as one flat vector and reshaped. With jax's partitionable threefry
+  (the default) a draw's bits depend only on each element's linear index, so they are the
+  numbers ``lecun_normal()(key, shape)`` gives; but XLA:CPU compiles a 4-D draw several times
+  slower (a 3×3×3×16 kernel: 4.7 s against 0.6 s flat, jax 0.10), and a conv player's
+  initialisation is otherwise most of a small image run's start-up.
+  """
+  fan_in = 1
+  for d in shape[:-1]:
+    fan_in *= d
+  size = fan_in * shape[-1]
+  std = (1.0 / fan_in) ** 0.5 / 0.87962566103423978  # the std of N(0,1) cut at ±2 is 0.8796
+  return (jax.random.truncated_normal(key, -2.0, 2.0, (size,), dtype) * std).reshape(shape)
+
+
 class NormalisedConv(nn.Module):
   """y = conv(x, K̂) + b, K̂ = K or K/σ_max(K) ('spectral'); K[k, k, C_in, features], SAME padding."""
   features: int
@@ -74,7 +92,7 @@ class NormalisedConv(nn.Module):
   def __call__(self, x):
     _check_normalisation(self.normalisation)
     shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+    kernel = self.param("kernel", flat_lecun_normal, shape)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     if self.normalisation == "spectral":
       kernel = spectral_normalise(kernel)
