@@ -22,7 +22,8 @@ def test_a_perfect_model_scores_near_zero_on_every_metric():
   (tolerance 1e-3, 3 std of MMD²_u between samples of one law, test_metrics);
   kl_generator_data 0.034 (the kNN entropy's error, std 0.034; tolerance 0.07 ≈ 2×);
   kl_data_model −7.9e-4 (minus the mass of p outside the picture box ±4.15, 3σ beyond the
-  outer modes; tolerance 1.6e-3 = 2×). A shift by 0.5 gives mmd2 0.0080."""
+  outer modes; tolerance 1.6e-3 = 2×); model_near_modes 0.98967 (0.98889 + that 7.9e-4).
+  A shift by 0.5 gives mmd2 0.0080."""
   exp = _exp("25gaussians")
   m = evaluation.DensityMetrics(exp)
   assert m.heldout.shape == (2500, 2)
@@ -30,9 +31,12 @@ def test_a_perfect_model_scores_near_zero_on_every_metric():
   assert not np.allclose(m.heldout, sample(jax.random.PRNGKey(0), 2500))  # not the seed's key
   samples = np.asarray(sample(jax.random.PRNGKey(7), 2500))
   out = m(samples, m.log_prob)
-  assert set(out) == {"mmd2", "kl_generator_data", "kl_data_model"}
+  assert set(out) == {"mmd2", "kl_generator_data", "kl_data_model", "model_near_modes",
+                      "model_mode_factor"}
   assert abs(out["mmd2"]) < 1e-3 and abs(out["kl_generator_data"]) < 0.07, out
   assert abs(out["kl_data_model"]) < 1.6e-3, out
+  # 1 − e^{−4.5} = 0.98889 of p lies within 3σ of a mode, equally shared (tests/test_metrics.py)
+  assert abs(out["model_near_modes"] - 0.98889) < 2e-3 and out["model_mode_factor"] < 1 + 1e-5, out
   assert m(samples + 0.5, m.log_prob)["mmd2"] > 0.004  # measured 0.0080
 
 

@@ -132,3 +132,42 @@ def test_mmd_flattens_image_samples():
   assert metrics.mmd2(x, y, bandwidth=1.0) == pytest.approx(2.0 - 2.0 * np.exp(-2.0), rel=1e-6)
   # The median bandwidth pools the flattened rows: distances 0 (×2) and 2 (×4) → median 2.
   assert metrics.median_bandwidth(x, y) == pytest.approx(2.0)
+
+
+def _mixture_log_density(modes, weights, s):
+  """log Σ_c w_c N(x; μ_c, s²I) in 2-D, written out (not the library's mixture)."""
+  def log_p(x):
+    d2 = ((np.asarray(x, np.float64)[:, None, :] - modes[None]) ** 2).sum(-1)
+    comp = np.log(weights)[None] - 0.5 * d2 / s ** 2 - math.log(2 * math.pi * s ** 2)
+    top = comp.max(1, keepdims=True)
+    return (top + np.log(np.exp(comp - top).sum(1, keepdims=True)))[:, 0] + 3.0  # + log Z
+  return log_p
+
+
+@pytest.mark.parametrize("s_over_sigma", [1.0, 2.0])
+def test_energy_mode_mass_of_an_uneven_mixture_is_the_closed_form(s_over_sigma):
+  """Three modes 2 apart (σ = 0.05, disks of 3σ), weights 0.5, 0.3, 0.2, std s: each disk holds
+  w_c(1 − exp(−9σ²/2s²)) — 0.98889 in all at s = σ, 0.67535 at s = 2σ — and the worst share
+  is 1/(3·0.2) = 1.667 times uniform. Measured |error| of the mass 4.5e-8 (s = σ) and 5e-10
+  (s = 2σ) on the 192-cell grid of ±3 (cell 0.031 ≤ s), of the factor 1.2e-7; asserted 1e-5
+  (a 96-cell grid at s = σ already errs by 1.3e-5: Ẑ's midpoint rule, not the disks)."""
+  sigma = 0.05
+  modes = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, -2.0]])
+  log_p = _mixture_log_density(modes, np.array([0.5, 0.3, 0.2]), s_over_sigma * sigma)
+  out = metrics.energy_mode_mass(log_p, modes, sigma, 3.0, 192)
+  assert abs(out["model_near_modes"] - (1 - math.exp(-4.5 / s_over_sigma ** 2))) < 1e-5, out
+  assert abs(out["model_mode_factor"] - 1 / 0.6) < 1e-5, out
+
+
+def test_energy_mode_mass_of_the_data_itself_and_of_an_energy_off_the_modes():
+  """U = log p of 25-gaussians: near = 1 − e^{−4.5} = 0.98889, over Ẑ_m of the box, which
+  misses p's 7.9e-4 outside it (evaluation.py): measured +7.83e-4, asserted 1e-4 around that;
+  factor 1 (measured 1.2e-7). A bump away from every mode: near ≈ 0, factor = ∞ where a mode's
+  share underflows to 0."""
+  d = toy.get("25gaussians")
+  out = metrics.energy_mode_mass(d.log_prob, d.modes, d.std, d.scale, 192)
+  assert abs(out["model_near_modes"] - (1 - math.exp(-4.5)) - 7.9e-4) < 1e-4, out
+  assert abs(out["model_mode_factor"] - 1.0) < 1e-5, out
+  far = metrics.energy_mode_mass(lambda x: -((np.asarray(x) - 1.0) ** 2).sum(-1) / 0.01,
+                                 d.modes, d.std, d.scale, 192)
+  assert far["model_near_modes"] < 1e-6 and far["model_mode_factor"] == np.inf, far

@@ -7,6 +7,8 @@
   kl_data_model      KL(p ‖ q_m) of the energy by quadrature on a GRID × GRID grid over the
                      picture box ±dataset.scale, where the dataset has a log_prob and the
                      game an energy (not for a GAN's logit)
+  model_near_modes   on the Gaussian mixtures: the mass of q_m within 3σ of a mode, and the
+  model_mode_factor  worst factor between a mode's share of it and 1/K (docs/theory.md (9.6)-(9.7))
 
 For a perfect model (U_m = log p) kl_data_model is not 0 but minus the mass of p outside
 the box: −7.9e-4 (25gaussians), −4.2e-4 (8gaussians), −1.1e-4 (circles), −4e-5 (rings), 0
@@ -36,6 +38,7 @@ class DensityMetrics:
     self.log_prob = jax.jit(dataset.log_prob) if hasattr(dataset, "log_prob") else None
     self.has_energy = hasattr(exp.game, "energy_fn")
     self.scale = dataset.scale
+    self.modes, self.std = getattr(dataset, "modes", None), getattr(dataset, "std", None)
 
   def __call__(self, samples: np.ndarray, energy) -> dict:
     """The metrics of generator ``samples`` and of the energy ``energy(x[k, 2]) -> U[k]``
@@ -47,4 +50,6 @@ class DensityMetrics:
       out["kl_generator_data"] = metrics.generator_kl(samples, self.log_prob)
       if self.has_energy and energy is not None:
         out["kl_data_model"] = metrics.quadrature_kl(self.log_prob, energy, self.scale, GRID)
+        if self.modes is not None:
+          out.update(metrics.energy_mode_mass(energy, self.modes, self.std, self.scale, GRID))
     return out

@@ -28,7 +28,8 @@ from ebm_gan.runner import tables
 METRICS = {
     "modes_covered": ("modes", 1.0), "high_quality": ("high-quality %", 100.0),
     "mode_kl": ("mode KL", 1.0), "mmd2": ("MMD²", 1.0),
-    "kl_data_model": ("KL(p‖q_m)", 1.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
+    "kl_data_model": ("KL(p‖q_m)", 1.0), "model_near_modes": ("q_m near modes %", 100.0),
+    "model_mode_factor": ("q_m mode factor", 1.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
 GROUP_EXCLUDES = ("member", "seed", "status")
