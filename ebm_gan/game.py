@@ -120,12 +120,16 @@ class EBMGame:
     penalty: optional ``penalty(energy_fn, x_data, x_gen, key) -> scalar``
       added to the energy's loss (see ``objectives.score_penalty``).
     entropy_weight: λ above.
+    height_weight: α of the height penalty α·E_p[U_m²] added to the energy's loss
+      (docs/theory.md (6.11)): it ties the modes' log-heights, which L1 leaves free;
+      unlike ``penalty`` it is not annealed.
   """
   energy: nn.Module
   generator: nn.Module
   entropy: Any = dataclasses.field(default_factory=NoEntropy)
   penalty: Callable | None = None
   entropy_weight: float = 1.0
+  height_weight: float = 0.0
 
   @property
   def latent_dim(self) -> int:
@@ -191,6 +195,9 @@ class EBMGame:
         pen = penalty_scale * self.penalty(u, x_data, x_gen, k_pen)
         metrics["penalty"] = pen
         loss = loss + pen
+      if self.height_weight:
+        metrics["height_penalty"] = self.height_weight * objectives.height_penalty(u_data)
+        loss = loss + metrics["height_penalty"]
       return loss, metrics
 
     def generator_loss(p, s):

@@ -162,6 +162,17 @@ def _input_grad_sq_norm(fn, x):
   return jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1)
 
 
+def height_penalty(u_data: jax.Array) -> jax.Array:
+  """E_p[U_m(x)²] over the data batch, the energy's height penalty (docs/theory.md (6.11)).
+
+  L1 = E_p[U] − E_q[U] does not change when U_m is raised by a constant on one mode's
+  region while q_f puts the data's mass there, so the modes' log-heights (q_m's mode
+  weights) drift freely; α·E_p[U²] pulls every data point's U towards 0, hence the heights
+  towards each other. It also fixes U's free additive constant (E_p[U] ≈ 0).
+  """
+  return jnp.mean(jnp.square(u_data))
+
+
 def score_penalty(gamma: float):
   """Zero-centred R1 (score) penalty on data: (γ/2)·E_p[‖∇_x U(x)‖²] (Mescheder et al. 2018)."""
   check_positive(gamma, "gamma")

@@ -95,3 +95,24 @@ def test_annealed_penalty_scales_the_weight_in_value_and_direction():
   assert float(scaled["penalty"]) == pytest.approx(0.25 * r1, rel=1e-5)
   for a, b, c in zip(*(jax.tree.leaves(d["energy"]) for d in (d_full, d_scaled, d_free))):
     np.testing.assert_allclose(b, c + 0.25 * (a - c), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_height_penalty_is_alpha_mean_u_squared_and_pulls_the_output_bias_by_2_alpha_mean_u(alpha):
+  """(6.11): the energy's loss gains α·mean U(x_data)², reported as ``height_penalty``. The
+  energy's output bias b has ∂U/∂b = 1, so its direction gains exactly 2α·mean U(x_data);
+  the generator's direction is unchanged (the penalty sees data only)."""
+  g0 = game.EBMGame(models.MLPEnergy((8,)), models.MLPGenerator(2, 2, (8,)), entropy=NoEntropy())
+  g = game.EBMGame(g0.energy, g0.generator, entropy=NoEntropy(), height_weight=alpha)
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  params = g.init(jax.random.PRNGKey(1), x)
+  key = jax.random.PRNGKey(2)
+  plain, d_plain = g0.value_and_directions(params, x, key)
+  held, d_held = g.value_and_directions(params, x, key)
+  u = np.asarray(g.energy.apply(params["energy"], x), np.float64)
+  assert "height_penalty" not in plain and abs(np.mean(u)) > 1e-2  # (measured 0.18: not vacuous)
+  assert float(held["height_penalty"]) == pytest.approx(alpha * np.mean(u**2), rel=1e-5)
+  bias = lambda d: float(d["energy"]["params"]["MLP_0"]["Dense_1"]["bias"][0])
+  assert bias(d_held) - bias(d_plain) == pytest.approx(2 * alpha * np.mean(u), rel=1e-4, abs=1e-6)
+  for a, b in zip(jax.tree.leaves(d_plain["generator"]), jax.tree.leaves(d_held["generator"])):
+    np.testing.assert_array_equal(a, b)

@@ -114,6 +114,7 @@ def _corrupt_workdir(tmp_path, kind, args):
 
 TINY = ["--config.steps=20", "--config.steps_per_dispatch=10", "--config.batch_size=8",
         "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
+        "--config.entropy.mi.hidden=(4,)",
         "--config.penalty.name=none", "--config.eval_samples=50", "--no-progress"]
 
 _GET = "from experiments.configs.default import get_config\n"
@@ -231,6 +232,8 @@ BAD_INPUTS = [
     (["--config.optimizer.name=ogda", "--config.optimizer.ogda.first_step=last"],
      ["optimizer.ogda.first_step='last'", "repeat, zero"]),
     (["--config.evaluation.mcmc_steps=-1"], ["evaluation.mcmc_steps=-1", ">= 0"]),
+    (["--config.penalty.height=-0.1"], ["penalty.height=-0.1", ">= 0"]),
+    (["--config.entropy.weight=-1.0"], ["entropy.weight=-1.0", ">= 0"]),
     (["--config.penalty.schedule=exp"], ["penalty.schedule='exp'", "cosine"]),
     (["--config.penalty.schedule=cosine", "--config.penalty.final_weight=0.5"],
      ["penalty.final_weight=0.5", "at most weight"]),

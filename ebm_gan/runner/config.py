@@ -66,7 +66,9 @@ DISPATCHES = Registry("dispatch", {"auto": "auto", "scan": "scan", "per_step": "
 # Factories ``(config, energy, generator, penalty) -> game``.
 GAMES = Registry("game", {
     "ebm": lambda c, critic, generator, penalty: game_lib.EBMGame(
-        critic, generator, entropy=build_entropy(c.entropy), penalty=penalty),
+        critic, generator, entropy=build_entropy(c.entropy), penalty=penalty,
+        entropy_weight=_non_negative(c.entropy.weight, "entropy.weight"),
+        height_weight=_non_negative(c.penalty.height, "penalty.height")),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
@@ -228,6 +230,13 @@ def build(config) -> Experiment:
                     penalty_schedule=penalty_schedule)
 
 
+def _non_negative(value, key: str) -> float:
+  """``value`` as a float if it is a number >= 0, else ConfigError naming ``key``."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    raise ConfigError(f"{key}={value!r} is not allowed; expected a number >= 0.")
+  return float(value)
+
+
 def _penalty_schedule(config):
   """The penalty weight's factor s_t, decaying from 1 to final_weight / weight (None: constant)."""
   p = config.penalty
@@ -361,6 +370,9 @@ def ignored_keys(config) -> dict:
     out["penalty.final_weight"] = "penalty.schedule='constant'"
   if config.game == "ebm":
     out["gan_loss"] = "game='ebm'"
+  else:
+    for key in ("entropy.weight", "penalty.height"):
+      out[key] = f"game={config.game!r}"
   if "conv" not in (config.model.energy, config.model.generator):
     for key in ("model.conv_width", "model.normalisation"):
       out[key] = "no conv model"

@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.entropy = ml_collections.ConfigDict()
   c.entropy.name = "mi"           # flow | noisy | mi | knn | none; each has its own block below
+  c.entropy.weight = 1.0          # λ on Ĥ(q_f) in the generator's loss (1: the seed's L2; 0: none)
   c.entropy.flow = ml_collections.ConfigDict()   # exact; needs model.generator=flow|affine
   c.entropy.noisy = ml_collections.ConfigDict({
       "sigma": 0.1,                  # σ of x = G(z) + σε (its start value when learned)
@@ -75,6 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.penalty.weight = 0.03         # R1 biases q_m: spread ≈ √(2·weight) around each mode
   c.penalty.schedule = "constant" # constant | linear | cosine: the weight decays over `steps`
   c.penalty.final_weight = 0.03   # ... to this weight (linear, cosine); <= penalty.weight
+  c.penalty.height = 0.0          # α·E_p[U²] (game=ebm; not annealed): ties the modes' heights
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "optimistic_adam"  # gda | ogda | optimistic_adam | adam | ...
