@@ -1,5 +1,7 @@
 """The digit classifier on the real 8×8 UCI digits, and its orbax cache in the runner."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -78,3 +80,49 @@ def test_classifier_cache(digits, tmp_path, monkeypatch):
   with pytest.raises(AssertionError, match="retrained"):
     classifiers.load_or_train("digits", images, labels, str(tmp_path),
                               classifiers.Settings(steps=21))
+
+
+def _entry_is_complete(folder, images, params):
+  meta = classifiers._read_meta(folder)
+  restored = classifiers._restore(folder, images, 10)
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  return meta
+
+
+@pytest.mark.slow  # four orbax saves and three restores: 43 s at load ~5
+def test_cache_writes_never_expose_or_delete_a_half_written_entry(tmp_path, monkeypatch):
+  """Runs started together each train the classifier and save it. (1) While a new entry is
+  being written, the folder still holds the previous complete one; (2) when another writer's
+  entry lands in the folder between our write and our rename, ours is dropped and theirs
+  stays complete; no staging folder is left either way."""
+  images = np.zeros((2, 8, 8, 1), np.float32)
+  old = classifier.DigitClassifier(10).init(jax.random.PRNGKey(0), images)
+  new = classifier.DigitClassifier(10).init(jax.random.PRNGKey(1), images)
+  folder = str(tmp_path / "digits")
+  classifiers._save(folder, old, 0.5, {"name": "digits"})
+  seen_during_write = []
+  real_save = classifiers.ocp.StandardCheckpointer.save
+
+  def save_and_look(self, *args, **kwargs):
+    seen_during_write.append(_entry_is_complete(folder, images, old)["held_out_accuracy"])
+    return real_save(self, *args, **kwargs)
+  monkeypatch.setattr(classifiers.ocp.StandardCheckpointer, "save", save_and_look)
+  classifiers._save(folder, new, 0.75, {"name": "digits"})
+  assert seen_during_write == [0.5]  # the old entry, whole, while the new one was written
+  monkeypatch.setattr(classifiers.ocp.StandardCheckpointer, "save", real_save)
+  assert _entry_is_complete(folder, images, new)["held_out_accuracy"] == 0.75
+
+  real_rename, rivals = os.rename, []
+
+  def rival_lands_first(src, dst):
+    if dst == folder and not src.endswith(".old") and not rivals:
+      rivals.append(src)
+      classifiers._save(folder, old, 0.25, {"name": "digits"})  # the rival's whole save
+    return real_rename(src, dst)
+  monkeypatch.setattr(classifiers.os, "rename", rival_lands_first)
+  classifiers._save(folder, new, 0.9, {"name": "digits"})
+  monkeypatch.setattr(classifiers.os, "rename", real_rename)
+  assert len(rivals) == 1
+  assert _entry_is_complete(folder, images, old)["held_out_accuracy"] == 0.25
+  assert sorted(os.listdir(tmp_path)) == ["digits"]

@@ -5,9 +5,12 @@
 labelled images (deterministic, stratified), trains on the training part, measures the
 accuracy on the held-out part and writes ``<cache_dir>/<name>/``:
 
-* ``params/``: the parameters (an orbax ``StandardCheckpointer`` save, atomic);
+* ``params/``: the parameters (an orbax ``StandardCheckpointer`` save);
 * ``classifier.json``: the held-out accuracy, the training settings and a SHA-256 of the
   images and labels.
+
+The entry is written in a private folder and renamed into place, so concurrent runs (each
+training it because none found it yet) never see or delete each other's half-written files.
 
 A later call with the same settings and data restores them instead of training; a call
 with other settings or other data trains again and replaces the cache.
@@ -20,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 
 import jax
 import numpy as np
@@ -82,14 +86,33 @@ def _train(images, labels, settings: Settings):
 
 
 def _save(folder: str, params, accuracy: float, meta: dict) -> None:
-  if os.path.exists(folder):
-    shutil.rmtree(folder)
-  os.makedirs(folder)
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(os.path.join(folder, PARAMS), params)
-    checkpointer.wait_until_finished()
-  with open(os.path.join(folder, META), "w") as f:
-    json.dump({**meta, "held_out_accuracy": accuracy}, f, indent=1)
+  """Writes the entry into a private folder beside ``folder``, then renames it into place.
+
+  Readers therefore see either the previous entry or the complete new one, never a half-written
+  one, and runs started together (each training the classifier because none found it) do not
+  delete each other's files: the last rename wins, and every entry written is complete.
+  """
+  parent = os.path.dirname(folder)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.writing-", dir=parent)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(os.path.join(staging, PARAMS), params)
+      checkpointer.wait_until_finished()
+    with open(os.path.join(staging, META), "w") as f:
+      json.dump({**meta, "held_out_accuracy": accuracy}, f, indent=1)
+    retired = f"{staging}.old"
+    try:
+      os.rename(folder, retired)  # the previous entry, if any, out of the way
+    except FileNotFoundError:
+      pass
+    try:
+      os.rename(staging, folder)
+    except OSError:  # another writer put its (equally complete) entry there in between
+      pass
+    shutil.rmtree(retired, ignore_errors=True)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_or_train(name: str, images, labels, cache_dir: str,
