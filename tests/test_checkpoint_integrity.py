@@ -100,6 +100,36 @@ def test_no_intact_step_is_refused_and_nothing_is_moved(tmp_path):
   ckpt.close()
 
 
+def _unseal(folder):
+  os.remove(os.path.join(folder, integrity.CHECKSUM_FILE))  # killed between orbax and the seal
+
+
+def test_only_unfinished_saves_are_set_aside_and_the_run_starts_over(tmp_path, capsys):
+  """A run killed during its first save leaves a step without its seal and nothing intact:
+  it is moved aside (kept, not deleted) and the run starts from step 0."""
+  ckpt = _saved(tmp_path, steps=(10,))
+  _unseal(ckpt.step_folder(10))
+  ckpt.set_aside_unfinished()
+  assert ckpt.latest_step() is None
+  assert "no save had finished, so the run starts from step 0" in capsys.readouterr().err
+  assert os.listdir(os.path.join(tmp_path, checkpoint.DAMAGED_SUBDIR)) == ["10"]
+  ckpt.close()
+
+
+@pytest.mark.parametrize("case", ["one intact", "real damage"])
+def test_unfinished_saves_beside_intact_or_damaged_steps_are_left_to_restore(tmp_path, case):
+  """With an intact step restore falls back to it; with real damage the run is refused
+  (above): either way set_aside_unfinished moves nothing."""
+  ckpt = _saved(tmp_path)
+  _unseal(ckpt.step_folder(20))
+  if case == "real damage":
+    _flip_bytes(_largest_file(ckpt.step_folder(10)))
+  ckpt.set_aside_unfinished()
+  assert sorted(os.listdir(ckpt.directory)) == ["10", "20"]
+  assert not os.path.exists(os.path.join(tmp_path, checkpoint.DAMAGED_SUBDIR))
+  ckpt.close()
+
+
 def test_disk_full_during_a_save_is_one_paragraph_naming_the_last_intact_step(tmp_path,
                                                                              monkeypatch):
   ckpt = _saved(tmp_path, steps=(10,))

@@ -39,9 +39,12 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
   proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *ARGS, "--workdir", killed],
                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
   deadline = time.time() + 240
-  while _latest(killed) is None and proc.poll() is None and time.time() < deadline:
+  # until the first checkpoint is sealed (a kill before that restarts from step 0:
+  # tests/test_checkpoint_integrity.py), then an arbitrary moment after it
+  while (checkpoint.newest_intact_step(killed) is None and proc.poll() is None
+         and time.time() < deadline):
     time.sleep(0.005)
-  time.sleep(random.uniform(0.0, 0.05))  # an arbitrary moment after the first checkpoint
+  time.sleep(random.uniform(0.0, 0.05))
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   log.seek(0)

@@ -17,7 +17,8 @@ newest step first; a damaged one (flipped bytes, a truncated or unreadable
 file, a save that never finished) is moved to ``<workdir>/checkpoints.damaged/``
 with a warning naming the step and the damage, and the newest intact step is
 restored instead. When no step is intact nothing is moved and the run is
-refused. A checkpoint folder that cannot be used — foreign files, a state of
+refused, unless every step is only unfinished (a run killed during its first
+save): those are set aside too and the run starts from step 0. A checkpoint folder that cannot be used — foreign files, a state of
 another model, no intact step — is reported as a
 :class:`~ebm_gan.runner.registry.ConfigError` naming the folder, never a traceback.
 
@@ -206,8 +207,19 @@ class Checkpoints:
     listed = "; ".join(f"step {s}: {why}" for s, why in damaged)
     raise _corrupt(self.directory, f"no checkpoint step in it is intact ({listed})")
 
-  def _set_aside(self, damaged: list[tuple[int, str]], restored: int) -> None:
-    """Moves damaged steps to ``checkpoints.damaged/`` with a warning naming each."""
+  def set_aside_unfinished(self) -> None:
+    """Sets every step aside when none is intact and none has more damage than an unfinished
+    save (a run killed during its first saves): the run then starts from step 0, as if
+    no save had begun. With an intact step, or a damaged one, it does nothing (:meth:`restore`
+    falls back to the newest intact step, or refuses)."""
+    steps = self._manager.all_steps()
+    damage = [(step, integrity.damage(self.step_folder(step))) for step in steps]
+    if damage and all(why == integrity.UNSEALED for _, why in damage):
+      self._set_aside(sorted(damage, reverse=True), None)
+
+  def _set_aside(self, damaged: list[tuple[int, str]], restored: int | None) -> None:
+    """Moves damaged steps to ``checkpoints.damaged/`` with a warning naming each
+    (``restored``: the step resumed from; None: the run starts over)."""
     aside = os.path.join(os.path.dirname(self.directory), DAMAGED_SUBDIR)
     for step, why in damaged:
       target = os.path.join(aside, str(step))
@@ -217,9 +229,10 @@ class Checkpoints:
       if jax.process_index() == 0:
         os.makedirs(aside, exist_ok=True)
         shutil.move(self.step_folder(step), target)
+      then = (f"resuming from step {restored}, the newest intact one" if restored is not None
+              else "no save had finished, so the run starts from step 0")
       print(f"warning: checkpoint step {step} in {self.directory} is damaged: {why}. It was "
-            f"moved to {target}; resuming from step {restored}, the newest intact one.",
-            file=sys.stderr, flush=True)
+            f"moved to {target}; {then}.", file=sys.stderr, flush=True)
     self._manager.reload()
 
   def restore(self, target: Any, step: int | None = None) -> tuple[int, Any]:

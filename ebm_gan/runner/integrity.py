@@ -57,13 +57,16 @@ def seal(folder: str) -> None:
   os.replace(tmp, target)
 
 
+UNSEALED = "it has no checksum (its save did not finish)"
+
+
 def damage(folder: str) -> str | None:
   """What is wrong with the step in ``folder`` (one short phrase), or None when it is intact."""
   try:
     with open(os.path.join(folder, CHECKSUM_FILE)) as f:
       want = json.load(f)["files"]
   except FileNotFoundError:
-    return "it has no checksum (its save did not finish)"
+    return UNSEALED
   except (OSError, ValueError, KeyError, TypeError) as e:
     return f"its checksum file cannot be read ({type(e).__name__})"
   try:

@@ -83,6 +83,7 @@ def restore(trainable: Trainable, ckpt: checkpoint.Checkpoints, recorders_for: C
   states = trainable.init()
   diverged_at = np.full(trainable.size, -1, np.int32)
   start = 0
+  ckpt.set_aside_unfinished()
   if ckpt.latest_step() is not None:
     start, tree = ckpt.restore({"state": states, "diverged_at": diverged_at.copy()})
     states, diverged_at = tree["state"], np.array(tree["diverged_at"])
