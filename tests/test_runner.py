@@ -114,12 +114,14 @@ def test_registry_refuses_unknown_names_and_lists_valid_ones():
 def test_resume_refuses_another_config(tmp_path, capsys):
   workdir = tmp_path / "run"
   (workdir / "checkpoints" / "10").mkdir(parents=True)
-  config = cli.resolve_config(DEFAULT, [("optimizer.lr", "0.5")])
+  constant = [("optimizer.schedule", "constant"), ("penalty.schedule", "constant")]
+  config = cli.resolve_config(DEFAULT, constant + [("optimizer.lr", "0.5")])
   (workdir / "config.json").write_text(config.to_json_best_effort())
   with pytest.raises(ConfigError, match=r"another config \(optimizer.lr: 0.5 -> 0.25\)"):
-    record.check_resumable(str(workdir), cli.resolve_config(DEFAULT, [("optimizer.lr", "0.25")]))
+    record.check_resumable(str(workdir),
+                           cli.resolve_config(DEFAULT, constant + [("optimizer.lr", "0.25")]))
   record.check_resumable(str(workdir), cli.resolve_config(
-      DEFAULT, [("optimizer.lr", "0.5"), ("steps", "99999")]))  # more steps: fine
+      DEFAULT, constant + [("optimizer.lr", "0.5"), ("steps", "99999")]))  # more steps: fine
 
 
 def test_resume_with_other_steps_is_refused_when_the_rates_decay_over_them(tmp_path):
@@ -128,8 +130,14 @@ def test_resume_with_other_steps_is_refused_when_the_rates_decay_over_them(tmp_p
   decaying = [("optimizer.schedule", "cosine"), ("evaluation.mcmc_steps", "0")]
   config = cli.resolve_config(DEFAULT, decaying)
   (workdir / "config.json").write_text(config.to_json_best_effort())
-  with pytest.raises(ConfigError, match="decay over steps=16000.*change its rates mid-run"):
+  with pytest.raises(ConfigError, match="learning rates and penalty weight decay over "
+                     "steps=16000.*change them mid-run"):
     record.check_resumable(str(workdir), cli.resolve_config(DEFAULT, decaying + [("steps", "999")]))
+  only_penalty = [("optimizer.schedule", "constant"), ("penalty.schedule", "linear")]
+  (workdir / "config.json").write_text(cli.resolve_config(DEFAULT, only_penalty).to_json_best_effort())
+  with pytest.raises(ConfigError, match=r"whose penalty weight decays over.*penalty.schedule='linear'"):
+    record.check_resumable(str(workdir), cli.resolve_config(DEFAULT, only_penalty + [("steps", "9")]))
+  (workdir / "config.json").write_text(cli.resolve_config(DEFAULT, decaying).to_json_best_effort())
   # evaluation-only settings may change: a finished run can be evaluated again
   record.check_resumable(str(workdir), cli.resolve_config(
       DEFAULT, decaying[:1] + [("evaluation.mcmc_steps", "100")]))

@@ -219,11 +219,18 @@ def check_resumable(workdir: str, config) -> None:
     raise ConfigError(f"--workdir={workdir!r} holds a checkpoint but its config.json cannot be "
                       f"read ({e}); pass another --workdir.") from None
   new = flatten_config(config)
-  if old.get("optimizer.schedule", "constant") != "constant" and old.get("steps") != new["steps"]:
-    raise ConfigError(f"--workdir={workdir!r} holds a run whose learning rates decay over "
-                      f"steps={old.get('steps')} (optimizer.schedule="
-                      f"{old['optimizer.schedule']!r}); resuming it with steps={new['steps']} "
-                      "would change its rates mid-run. Keep steps, or pass another --workdir.")
+  decaying = [k for k in ("optimizer.schedule", "penalty.schedule")
+              if old.get(k, "constant") != "constant"
+              and not (k == "penalty.schedule" and old.get("penalty.name") == "none")]
+  if decaying and old.get("steps") != new["steps"]:
+    what = {"optimizer.schedule": "learning rates", "penalty.schedule": "penalty weight"}
+    raise ConfigError(f"--workdir={workdir!r} holds a run whose "
+                      f"{' and '.join(what[k] for k in decaying)} "
+                      f"{'decay' if 'optimizer.schedule' in decaying else 'decays'} over "
+                      f"steps={old.get('steps')} ("
+                      f"{', '.join(f'{k}={old[k]!r}' for k in decaying)}); resuming it with "
+                      f"steps={new['steps']} would change them mid-run. Keep steps, or pass "
+                      "another --workdir.")
   diff = sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
   if diff:
