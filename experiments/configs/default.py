@@ -1,7 +1,12 @@
 """The maximum-entropy EBM-GAN on 25-gaussians with optimistic gradient descent.
 
 The optimiser is optimistic Adam (Daskalakis et al. 2018: the optimistic step
-2r_t − r_{t−1} on Adam's direction r_t), with a faster critic (two timescales).
+2r_t − r_{t−1} on Adam's direction r_t), with a faster critic (two timescales),
+both rates decaying on a cosine to 5%, and the summary evaluates the parameters'
+moving average (δ = 0.999). R1 starts at 0.03 for stability and anneals to 0.001,
+and the height penalty 0.1·E_p[U²] ties the modes' log-heights so that the energy
+is a density of the data (docs/theory.md (6.10)–(6.11)). On seeds 0, 1, 2 this
+covers 25/25 modes with 88.6–88.9% of samples within 3σ (README, "The default run").
 Plain OGDA (``--config.optimizer.name=ogda``) is stable here but learns the
 energy's fine structure far too slowly for a CPU budget; see README.
 
@@ -74,18 +79,18 @@ def get_config() -> ml_collections.ConfigDict:
   c.penalty = ml_collections.ConfigDict()
   c.penalty.name = "score"        # none | score (= r1, on data) | r2 | wgan_gp
   c.penalty.weight = 0.03         # R1 biases q_m: spread ≈ √(2·weight) around each mode
-  c.penalty.schedule = "constant" # constant | linear | cosine: the weight decays over `steps`
-  c.penalty.final_weight = 0.03   # ... to this weight (linear, cosine); <= penalty.weight
-  c.penalty.height = 0.0          # α·E_p[U²] (game=ebm; not annealed): ties the modes' heights
+  c.penalty.schedule = "cosine"   # constant | linear | cosine: the weight decays over `steps`
+  c.penalty.final_weight = 0.001  # ... to this weight (linear, cosine); <= penalty.weight
+  c.penalty.height = 0.1          # α·E_p[U²] (game=ebm; not annealed): ties the modes' heights
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "optimistic_adam"  # gda | ogda | optimistic_adam | adam | ...
   c.optimizer.lr = 3e-4           # the generator's learning rate
   # the energy's (and estimators') rate, faster than the generator's (two timescales); None = lr
   c.optimizer.critic_lr = ml_collections.FieldReference(1e-3, field_type=float)
-  c.optimizer.schedule = "constant"   # constant | linear | cosine: both rates decay over `steps`
-  c.optimizer.final_lr_fraction = 0.1  # ... to this fraction of themselves (linear, cosine)
-  c.optimizer.ema_decay = 0.0     # δ of the parameters' moving average, evaluated at the end (0: off)
+  c.optimizer.schedule = "cosine"     # constant | linear | cosine: both rates decay over `steps`
+  c.optimizer.final_lr_fraction = 0.05  # ... to this fraction of themselves (linear, cosine)
+  c.optimizer.ema_decay = 0.999   # δ of the parameters' moving average, evaluated at the end (0: off)
   # Each optimiser's own settings (docs/theory.md (7.2)-(7.5)); only optimizer.name's block is read.
   c.optimizer.optimistic_adam = ml_collections.ConfigDict(
       {"b1": 0.5, "b2": 0.9, "eps": 1e-8})        # Daskalakis et al. 2018
@@ -104,7 +109,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.parallel.num_processes = 0    # with coordinator HOST:PORT: how many processes (0: jax detects)
   c.parallel.process_id = -1      # with coordinator HOST:PORT: this process, 0.. (-1: jax detects)
 
-  c.steps = 16000                 # ~2.7 min on 2 CPU cores (about 100 steps/s)
+  c.steps = 16000                 # 2.7-6 min on 2 CPU cores (46-104 steps/s, by the day); 8000 lose modes
   c.batch_size = 256
   c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
   c.dispatch = "auto"             # scan | per_step (one jitted step per call) | auto: per_step for
@@ -113,7 +118,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_samples = 2500           # generator samples for the final metrics and picture
   c.evaluation = ml_collections.ConfigDict()
   # q_m sampled by latent MALA through the generator (docs/theory.md §11), reported as mcmc_*
-  c.evaluation.mcmc_steps = 0     # 0: off
+  c.evaluation.mcmc_steps = 100   # 0: off
   c.evaluation.mcmc_step_size = 0.01
   # stacked image datasets: the mode-counting protocol (docs/theory.md §10)
   c.evaluation.mode_samples = 26000   # generator samples classified into the 1000 modes

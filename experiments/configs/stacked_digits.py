@@ -36,6 +36,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.latent_dim = 16
   c.entropy.mi.hidden = (128,)    # statistics network on the 192 flattened pixels and z
   c.penalty.weight = 0.1
+  # The toy default's levers (docs/theory.md (6.10)-(6.11), (7.21)-(7.22)) are not yet measured
+  # on images: the settings README's stacked_digits results were measured with.
+  c.penalty.schedule = "constant"
+  c.penalty.height = 0.0
+  c.optimizer.schedule = "constant"
+  c.optimizer.ema_decay = 0.0
+  c.evaluation.mcmc_steps = 0     # latent MCMC is wired for the 2-D toys only
   c.steps = 3000
   c.batch_size = 64
   c.steps_per_dispatch = 100

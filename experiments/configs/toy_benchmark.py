@@ -25,9 +25,10 @@ METHODS = {
     "EBM-GAN (flow)": {"entropy.name": "flow", **FLOW_MODEL},
     "EBM-GAN (no entropy)": {"entropy.name": "none"},
     "GAN (non-saturating)": {"game": "gan", "gan_loss": "non_saturating"},
-    # WGAN-GP with MEG's toy weight (λ = 0.1 in (6.8), docs/theory.md §6).
+    # WGAN-GP with MEG's toy weight (λ = 0.1 in (6.8), docs/theory.md §6), held constant:
+    # the Lipschitz constraint is the method, not a bias to anneal.
     "WGAN-GP": {"game": "gan", "gan_loss": "wasserstein", "penalty.name": "wgan_gp",
-                "penalty.weight": 0.1},
+                "penalty.weight": 0.1, "penalty.schedule": "constant"},
 }
 
 
