@@ -17,8 +17,9 @@ newest step first; a damaged one (flipped bytes, a truncated or unreadable
 file, a save that never finished) is moved to ``<workdir>/checkpoints.damaged/``
 with a warning naming the step and the damage, and the newest intact step is
 restored instead. When no step is intact nothing is moved and the run is
-refused, unless every step is only unfinished (a run killed during its first
-save): those are set aside too and the run starts from step 0. A checkpoint folder that cannot be used — foreign files, a state of
+refused, unless every step is this runner's own save stopped before its seal
+(a run killed during its first save): those are set aside too and the run
+starts from step 0. Foreign files in a step folder are never moved. A checkpoint folder that cannot be used — foreign files, a state of
 another model, no intact step — is reported as a
 :class:`~ebm_gan.runner.registry.ConfigError` naming the folder, never a traceback.
 
@@ -49,6 +50,7 @@ from ebm_gan.runner.registry import ConfigError
 
 SUBDIR = "checkpoints"
 DAMAGED_SUBDIR = "checkpoints.damaged"
+ORBAX_FINISHED = ("_CHECKPOINT_METADATA", "commit_success.txt")  # written when orbax finalises
 # Errors that mean "the disk (or file system) could not take the write", not a bug.
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
 _STORAGE_WORDS = ("RESOURCE_EXHAUSTED", "No space left", "Disk quota", "Read-only file system",
@@ -214,8 +216,15 @@ class Checkpoints:
     falls back to the newest intact step, or refuses)."""
     steps = self._manager.all_steps()
     damage = [(step, integrity.damage(self.step_folder(step))) for step in steps]
-    if damage and all(why == integrity.UNSEALED for _, why in damage):
+    if damage and all(why == integrity.UNSEALED and self._finished_by_orbax(step)
+                      for step, why in damage):
       self._set_aside(sorted(damage, reverse=True), None)
+
+  def _finished_by_orbax(self, step: int) -> bool:
+    """Whether orbax finalised step ``step`` (its metadata written), i.e. the step is this
+    runner's own save that stopped before the seal, not foreign files in a step folder."""
+    folder = self.step_folder(step)
+    return any(os.path.exists(os.path.join(folder, name)) for name in ORBAX_FINISHED)
 
   def _set_aside(self, damaged: list[tuple[int, str]], restored: int | None) -> None:
     """Moves damaged steps to ``checkpoints.damaged/`` with a warning naming each
