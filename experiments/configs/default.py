@@ -109,7 +109,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.parallel.num_processes = 0    # with coordinator HOST:PORT: how many processes (0: jax detects)
   c.parallel.process_id = -1      # with coordinator HOST:PORT: this process, 0.. (-1: jax detects)
 
-  c.steps = 16000                 # 2.7-6 min on 2 CPU cores (46-104 steps/s, by the day); 8000 lose modes
+  c.steps = 16000                 # 2.7-7 min on 2 CPU cores (44-104 steps/s, by the day); 8000 lose modes
   c.batch_size = 256
   c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
   c.dispatch = "auto"             # scan | per_step (one jitted step per call) | auto: per_step for
