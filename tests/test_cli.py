@@ -234,6 +234,7 @@ BAD_INPUTS = [
     (["--config.evaluation.mcmc_steps=-1"], ["evaluation.mcmc_steps=-1", ">= 0"]),
     (["--config.penalty.height=-0.1"], ["penalty.height=-0.1", ">= 0"]),
     (["--config.entropy.weight=-1.0"], ["entropy.weight=-1.0", ">= 0"]),
+    (["--config.penalty.height=inf"], ["penalty.height=inf", "finite"]),
     (["--config.penalty.schedule=exp"], ["penalty.schedule='exp'", "cosine"]),
     (["--config.penalty.schedule=cosine", "--config.penalty.final_weight=0.5"],
      ["penalty.final_weight=0.5", "at most weight"]),

@@ -25,7 +25,8 @@ from ebm_gan import data as data_lib
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner import limits
-from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
+from ebm_gan.runner.registry import (ConfigError, Registry, check_non_negative,
+                                     check_positive, reported_as)
 
 # Every dataset name: the 2-D toys (value: their factory) and the image datasets (value: None,
 # loaded by build_dataset from data.dir).
@@ -67,8 +68,8 @@ DISPATCHES = Registry("dispatch", {"auto": "auto", "scan": "scan", "per_step": "
 GAMES = Registry("game", {
     "ebm": lambda c, critic, generator, penalty: game_lib.EBMGame(
         critic, generator, entropy=build_entropy(c.entropy), penalty=penalty,
-        entropy_weight=_non_negative(c.entropy.weight, "entropy.weight"),
-        height_weight=_non_negative(c.penalty.height, "penalty.height")),
+        entropy_weight=check_non_negative(c.entropy.weight, "entropy.weight"),
+        height_weight=check_non_negative(c.penalty.height, "penalty.height")),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
@@ -228,13 +229,6 @@ def build(config) -> Experiment:
   tx = build_optimizer(config, game.players)
   return Experiment(config, game, tx, dataset, devices=_devices(config),
                     penalty_schedule=penalty_schedule)
-
-
-def _non_negative(value, key: str) -> float:
-  """``value`` as a float if it is a number >= 0, else ConfigError naming ``key``."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-    raise ConfigError(f"{key}={value!r} is not allowed; expected a number >= 0.")
-  return float(value)
 
 
 def _penalty_schedule(config):

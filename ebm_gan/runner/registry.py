@@ -83,6 +83,14 @@ def check_positive(value, key: str, *, integer: bool = False):
   return value
 
 
+def check_non_negative(value, key: str) -> float:
+  """``value`` as a float if it is a finite number >= 0, else ConfigError naming ``key``."""
+  if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
+      or not math.isfinite(value)):
+    raise ConfigError(f"{key}={value!r} is not allowed; expected a finite number >= 0.")
+  return float(value)
+
+
 _NAMED_VALUE = re.compile(r"^[A-Za-z_][\w.\[\]]*=")
 
 
