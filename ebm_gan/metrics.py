@@ -119,6 +119,13 @@ def _logsumexp(v: np.ndarray) -> float:
   return float(top + np.log(np.sum(np.exp(v - top)))) if np.isfinite(top) else float(top)
 
 
+def log_partition(energy: Callable, bound: float, n: int) -> float:
+  """log Ẑ_m = log Σ_g a e^{U_m(x_g)} over the n × n cells x_g of [−bound, bound]², cell area a
+  (docs/theory.md (9.3))."""
+  x, area = grid(bound, n)
+  return _logsumexp(np.asarray(energy(x), np.float64)) + math.log(area)
+
+
 def quadrature_kl(log_p: Callable, energy: Callable, bound: float, n: int = 256) -> float:
   """KL(p ‖ q_m), q_m ∝ exp U_m, by the midpoint rule on a grid (docs/theory.md (9.3)–(9.4)).
 
@@ -159,7 +166,7 @@ def energy_mode_mass(energy: Callable, modes: np.ndarray, std: float, bound: flo
   is polar: Gauss–Legendre in ρ (``radial`` nodes) and the trapezoid rule in θ (``angular``
   nodes, spectrally accurate for a periodic integrand), so the disk's edge costs no error.
   For a mixture of well-separated isotropic Gaussians of std s and weights w_c,
-  M_c = w_c (1 − exp(−r²σ²/2s²)). The toys' modes are ≥ 13σ apart, so the disks do not overlap.
+  M_c = w_c (1 − exp(−r²σ²/2s²)). The toys' modes are ≥ 13σ apart: the disks do not overlap.
 
   Returns:
     ``model_near_modes``: the mass near any mode (1 for q_m concentrated on the modes);
@@ -167,8 +174,7 @@ def energy_mode_mass(energy: Callable, modes: np.ndarray, std: float, bound: flo
     (1 for equal weights; ∞ when a mode has no mass).
   """
   modes = np.asarray(modes, np.float64)
-  x, area = grid(bound, n)
-  log_z = _logsumexp(np.asarray(energy(x), np.float64)) + math.log(area)
+  log_z = log_partition(energy, bound, n)
   nodes, weights = np.polynomial.legendre.leggauss(radial)
   rho = 0.5 * n_std * std * (nodes + 1.0)                  # Gauss–Legendre on [0, rσ]
   w_rho = 0.5 * n_std * std * weights * rho                # ... times the Jacobian ρ

@@ -347,10 +347,8 @@ def check_models_fit_data(config, shape) -> None:
 def classifier_cache_dir(config) -> str:
   """``evaluation.classifier_cache`` expanded; '' means ``$XDG_CACHE_HOME/ebm_gan/classifiers``
   (``~/.cache/ebm_gan/classifiers``), shared by every run."""
-  folder = config.evaluation.classifier_cache
-  if not folder:
-    folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "ebm_gan",
-                          "classifiers")
+  cache_home = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+  folder = config.evaluation.classifier_cache or os.path.join(cache_home, "ebm_gan", "classifiers")
   return os.path.abspath(os.path.expanduser(folder))
 
 
@@ -358,23 +356,20 @@ def ignored_keys(config) -> dict:
   """Fields that have no effect in ``config`` → why (the launcher warns if one is overridden)."""
   out = {}
   if config.penalty.name == "none":
-    for key in ("penalty.weight", "penalty.schedule", "penalty.final_weight"):
-      out[key] = "penalty.name='none'"
+    out.update(dict.fromkeys(("penalty.weight", "penalty.schedule", "penalty.final_weight"),
+                             "penalty.name='none'"))
   elif config.penalty.schedule == "constant":
     out["penalty.final_weight"] = "penalty.schedule='constant'"
-  if config.game == "ebm":
-    out["gan_loss"] = "game='ebm'"
-  else:
-    for key in ("entropy.weight", "penalty.height"):
-      out[key] = f"game={config.game!r}"
+  ebm_only = ("entropy.weight", "penalty.height")
+  out.update({"gan_loss": "game='ebm'"} if config.game == "ebm"
+             else dict.fromkeys(ebm_only, f"game={config.game!r}"))
   if "conv" not in (config.model.energy, config.model.generator):
-    for key in ("model.conv_width", "model.normalisation"):
-      out[key] = "no conv model"
+    out.update(dict.fromkeys(("model.conv_width", "model.normalisation"), "no conv model"))
   if DATASETS.get(config.dataset, key="dataset") is not None:  # a toy
     out["data.dir"] = f"dataset={config.dataset!r}"
   if not config.dataset.startswith("stacked_"):
-    for key in ("evaluation.mode_samples", "evaluation.classifier_cache"):
-      out[key] = f"dataset={config.dataset!r} (mode counting is for stacked datasets)"
+    out.update(dict.fromkeys(("evaluation.mode_samples", "evaluation.classifier_cache"),
+                             f"dataset={config.dataset!r} (mode counting is for stacked datasets)"))
   return out
 
 
