@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import objectives
+from ebm_gan import objectives, sampling
 from ebm_gan.entropy.base import NoEntropy
 from ebm_gan.errors import InvalidArgumentError
 
@@ -123,6 +123,11 @@ class EBMGame:
     height_weight: α of the height penalty α·E_p[U_m²] added to the energy's loss
       (docs/theory.md (6.11)): it ties the modes' log-heights, which L1 leaves free;
       unlike ``penalty`` it is not annealed.
+    negative_steps: K ≥ 0. With K > 0 the energy's negatives are the generator's samples
+      moved by K MALA steps on q_m ∝ exp U_m in data space (docs/theory.md (11.5)), a
+      better stand-in for q_m in ∇_m L1 = E_p[∇U_m] − E_{q_m}[∇U_m]; 0 keeps x ~ q_f
+      (the seed's L1). The generator's loss never sees them.
+    negative_step_size: ε of those MALA steps, in squared data units.
   """
   energy: nn.Module
   generator: nn.Module
@@ -130,6 +135,8 @@ class EBMGame:
   penalty: Callable | None = None
   entropy_weight: float = 1.0
   height_weight: float = 0.0
+  negative_steps: int = 0
+  negative_step_size: float = 0.01
 
   @property
   def latent_dim(self) -> int:
@@ -187,10 +194,11 @@ class EBMGame:
     def energy_loss(p, s):
       x_gen = s["generator"][0]
       u = self.energy_fn(p)
-      u_data, u_gen = u(x_data), u(x_gen)
+      x_neg, metrics = self._negatives(p, x_gen, k_pen)
+      u_data, u_gen = u(x_data), u(x_neg)
       l1 = objectives.l1(u_data, u_gen)
       loss = -l1
-      metrics = {"l1": l1, "u_data": jnp.mean(u_data), "u_gen": jnp.mean(u_gen)}
+      metrics.update({"l1": l1, "u_data": jnp.mean(u_data), "u_gen": jnp.mean(u_gen)})
       if self.penalty is not None:
         pen = penalty_scale * self.penalty(u, x_data, x_gen, k_pen)
         metrics["penalty"] = pen
@@ -215,6 +223,24 @@ class EBMGame:
         return self.entropy.losses(self.generator, p, z, x_gen, k_ent)[name]
       losses[name] = extra_loss
     return losses, {"generator": lambda p: self._draw(p, k_sample, n)}
+
+  def _negatives(self, params, x_gen, key):
+    """``(x_neg, metrics)``: the energy's negatives, x_gen itself, or x_gen moved by
+    ``negative_steps`` MALA steps targeting q_m ∝ exp U_m (docs/theory.md (11.5)).
+
+    The chain runs on frozen parameters and its output is a constant to every player, as
+    samples of q_m are in ∇_m log q_m(x) = ∇U_m(x) − E_{q_m}[∇U_m]. Its key is derived
+    from ``key`` only when the chain runs, so K = 0 keeps every other random stream.
+    """
+    if not self.negative_steps:
+      return x_gen, {}
+    u_frozen = self.energy_fn(jax.lax.stop_gradient(params))
+    shape = x_gen.shape
+    x, acceptance = sampling.mala(lambda v: u_frozen(v.reshape(shape)),
+                                  jax.lax.stop_gradient(x_gen).reshape(shape[0], -1),
+                                  jax.random.fold_in(key, 1), self.negative_steps,
+                                  self.negative_step_size)
+    return jax.lax.stop_gradient(x.reshape(shape)), {"negative_acceptance": acceptance}
 
   def value_and_directions(self, params: Params, x_data: jax.Array, key: jax.Array,
                            players: tuple[str, ...] | None = None, penalty_scale=1.0):

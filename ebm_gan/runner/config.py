@@ -25,7 +25,7 @@ from ebm_gan import data as data_lib
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner import limits
-from ebm_gan.runner.registry import (ConfigError, Registry, check_non_negative,
+from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_non_negative,
                                      check_positive, reported_as)
 
 # Every dataset name: the 2-D toys (value: their factory) and the image datasets (value: None,
@@ -69,7 +69,10 @@ GAMES = Registry("game", {
     "ebm": lambda c, critic, generator, penalty: game_lib.EBMGame(
         critic, generator, entropy=build_entropy(c.entropy), penalty=penalty,
         entropy_weight=check_non_negative(c.entropy.weight, "entropy.weight"),
-        height_weight=check_non_negative(c.penalty.height, "penalty.height")),
+        height_weight=check_non_negative(c.penalty.height, "penalty.height"),
+        negative_steps=check_count(c.negatives.mala_steps, "negatives.mala_steps",
+                                   "the generator's samples"),
+        negative_step_size=check_positive(c.negatives.step_size, "negatives.step_size")),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
@@ -105,17 +108,12 @@ def _check_runner_fields(config) -> None:
   for key in POSITIVE_INTS:
     check_positive(config[key], key, integer=True)
   for key in OPTIONAL_EVERY:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-      raise ConfigError(f"{key}={value!r} is not allowed; expected an integer >= 0 (0: off).")
+    check_count(config[key], key, "off")
   if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
     raise ConfigError(f"seed={config.seed!r} is not allowed; expected an integer >= 0.")
   check_positive(config.divergence_bound, "divergence_bound")
   DISPATCHES.get(config.dispatch, key="dispatch")
-  steps = config.evaluation.mcmc_steps
-  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-    raise ConfigError(f"evaluation.mcmc_steps={steps!r} is not allowed; expected an integer "
-                      ">= 0 (0: no MCMC evaluation).")
+  check_count(config.evaluation.mcmc_steps, "evaluation.mcmc_steps", "no MCMC evaluation")
   check_positive(config.evaluation.mcmc_step_size, "evaluation.mcmc_step_size")
 
 
@@ -360,7 +358,7 @@ def ignored_keys(config) -> dict:
                              "penalty.name='none'"))
   elif config.penalty.schedule == "constant":
     out["penalty.final_weight"] = "penalty.schedule='constant'"
-  ebm_only = ("entropy.weight", "penalty.height")
+  ebm_only = ("entropy.weight", "penalty.height", "negatives.mala_steps", "negatives.step_size")
   out.update({"gan_loss": "game='ebm'"} if config.game == "ebm"
              else dict.fromkeys(ebm_only, f"game={config.game!r}"))
   if "conv" not in (config.model.energy, config.model.generator):
