@@ -70,9 +70,10 @@ GAMES = Registry("game", {
         critic, generator, entropy=build_entropy(c.entropy), penalty=penalty,
         entropy_weight=check_non_negative(c.entropy.weight, "entropy.weight"),
         height_weight=check_non_negative(c.penalty.height, "penalty.height"),
-        negative_steps=check_count(c.negatives.mala_steps, "negatives.mala_steps",
+        negative_steps=check_count(c.negative_phase.mala_steps, "negative_phase.mala_steps",
                                    "the generator's samples"),
-        negative_step_size=check_positive(c.negatives.step_size, "negatives.step_size")),
+        negative_step_size=check_positive(c.negative_phase.step_size,
+                                          "negative_phase.step_size")),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
@@ -358,7 +359,8 @@ def ignored_keys(config) -> dict:
                              "penalty.name='none'"))
   elif config.penalty.schedule == "constant":
     out["penalty.final_weight"] = "penalty.schedule='constant'"
-  ebm_only = ("entropy.weight", "penalty.height", "negatives.mala_steps", "negatives.step_size")
+  ebm_only = ("entropy.weight", "penalty.height", "negative_phase.mala_steps",
+              "negative_phase.step_size")
   out.update({"gan_loss": "game='ebm'"} if config.game == "ebm"
              else dict.fromkeys(ebm_only, f"game={config.game!r}"))
   if "conv" not in (config.model.energy, config.model.generator):

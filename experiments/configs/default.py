@@ -83,11 +83,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.penalty.final_weight = 0.001  # ... to this weight (linear, cosine); <= penalty.weight
   c.penalty.height = 0.1          # α·E_p[U²] (game=ebm; not annealed): ties the modes' heights
 
-  # game=ebm: the energy's negatives in L1 are the generator's samples moved by MALA on
+  # game=ebm: the samples of L1's negative phase E_q[U] are the generator's, moved by MALA on
   # q_m ∝ exp U in data space (docs/theory.md (11.5)); the generator never sees them.
-  c.negatives = ml_collections.ConfigDict()
-  c.negatives.mala_steps = 0      # 0: the generator's samples themselves (the seed's L1)
-  c.negatives.step_size = 0.01    # ε of each step, in squared data units
+  c.negative_phase = ml_collections.ConfigDict()
+  c.negative_phase.mala_steps = 0   # 0: the generator's samples themselves (the seed's L1)
+  c.negative_phase.step_size = 0.01 # ε of each step, in squared data units
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "optimistic_adam"  # gda | ogda | optimistic_adam | adam | ...
