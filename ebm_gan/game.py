@@ -252,7 +252,9 @@ class EBMGame:
     Returns:
       ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
       (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
-      loss ``loss_<player>`` and, when set, ``penalty``; ``directions[p]`` is
+      loss ``loss_<player>`` and, when set, ``penalty`` and ``negative_acceptance``
+      (then ``l1`` and ``u_gen`` are taken on the MALA-moved negatives, (11.5));
+      ``directions[p]`` is
       the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
       generator), for the players in ``players`` (default: all). Only the listed
       players' losses are evaluated, so ``value`` then holds their metrics alone
