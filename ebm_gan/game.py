@@ -229,15 +229,16 @@ class EBMGame:
     ``negative_steps`` MALA steps targeting q_m ∝ exp U_m (docs/theory.md (11.5)).
 
     The chain runs on frozen parameters and its output is a constant to every player, as
-    samples of q_m are in ∇_m log q_m(x) = ∇U_m(x) − E_{q_m}[∇U_m]. Its key is derived
-    from ``key`` only when the chain runs, so K = 0 keeps every other random stream.
+    samples of q_m are in ∇_m log q_m(x) = ∇U_m(x) − E_{q_m}[∇U_m] (``x_gen`` already is one
+    outside the generator's loss, :func:`joint_directions`). Its key is derived from ``key``
+    only when the chain runs, so K = 0 keeps every other random stream.
     """
     if not self.negative_steps:
       return x_gen, {}
     u_frozen = self.energy_fn(jax.lax.stop_gradient(params))
     shape = x_gen.shape
     x, acceptance = sampling.mala(lambda v: u_frozen(v.reshape(shape)),
-                                  jax.lax.stop_gradient(x_gen).reshape(shape[0], -1),
+                                  x_gen.reshape(shape[0], -1),
                                   jax.random.fold_in(key, 1), self.negative_steps,
                                   self.negative_step_size)
     return jax.lax.stop_gradient(x.reshape(shape)), {"negative_acceptance": acceptance}

@@ -19,9 +19,10 @@ with a warning naming the step and the damage, and the newest intact step is
 restored instead. When no step is intact nothing is moved and the run is
 refused, unless every step is this runner's own save stopped before its seal
 (a run killed during its first save): those are set aside too and the run
-starts from step 0. Foreign files in a step folder are never moved. A checkpoint folder that cannot be used — foreign files, a state of
-another model, no intact step — is reported as a
-:class:`~ebm_gan.runner.registry.ConfigError` naming the folder, never a traceback.
+starts from step 0. Foreign files in a step folder are never moved. A checkpoint
+folder that cannot be used — foreign files, a state of another model, no intact
+step — is reported as a :class:`~ebm_gan.runner.registry.ConfigError` naming the
+folder, never a traceback.
 
 A save that fails for lack of disk space or another I/O error raises
 :class:`StorageError`, a paragraph naming the folder, the free space and the

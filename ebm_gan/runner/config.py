@@ -110,8 +110,7 @@ def _check_runner_fields(config) -> None:
     check_positive(config[key], key, integer=True)
   for key in OPTIONAL_EVERY:
     check_count(config[key], key, "off")
-  if not isinstance(config.seed, int) or isinstance(config.seed, bool) or config.seed < 0:
-    raise ConfigError(f"seed={config.seed!r} is not allowed; expected an integer >= 0.")
+  check_count(config.seed, "seed")
   check_positive(config.divergence_bound, "divergence_bound")
   DISPATCHES.get(config.dispatch, key="dispatch")
   check_count(config.evaluation.mcmc_steps, "evaluation.mcmc_steps", "no MCMC evaluation")

@@ -91,11 +91,11 @@ def check_non_negative(value, key: str) -> float:
   return float(value)
 
 
-def check_count(value, key: str, zero_means: str) -> int:
-  """``value`` if it is an integer >= 0, else ConfigError naming ``key`` and what 0 means."""
+def check_count(value, key: str, zero_means: str | None = None) -> int:
+  """``value`` if it is an integer >= 0, else ConfigError naming ``key`` (and what 0 means)."""
   if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-    raise ConfigError(f"{key}={value!r} is not allowed; expected an integer >= 0 "
-                      f"(0: {zero_means}).")
+    meaning = f" (0: {zero_means})" if zero_means else ""
+    raise ConfigError(f"{key}={value!r} is not allowed; expected an integer >= 0{meaning}.")
   return value
 
 
