@@ -1,6 +1,7 @@
 """The sweep report: mean ± std across seeds per (method, dataset), and its panel figure."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -56,3 +57,45 @@ def test_the_command_refuses_a_folder_without_a_sweep(tmp_path, capsys):
   from experiments import report as command
   assert command.main([str(tmp_path)]) == 2
   assert "holds no sweep.csv" in capsys.readouterr().err
+
+
+def _provenance(folder, member, revision, argv=("/x/experiments/run.py", "--sweep", "seed=0:2")):
+  os.makedirs(folder / member, exist_ok=True)
+  with open(folder / member / "provenance.json", "w") as f:
+    json.dump({"git_revision": revision, "argv": list(argv), "platform": "Linux",
+               "versions": {"jax": "0.10.2", "jaxlib": "0.10.2", "python": "3.11.7"}}, f)
+
+
+def test_notes_name_the_one_revision_and_command_of_a_clean_sweep(tmp_path):
+  for member in ("000", "001", "002", "003"):
+    _provenance(tmp_path, member, "abc123")
+  notes = report.provenance_notes(str(tmp_path), ROWS)
+  assert notes[0] == "Members: 4 (3 ok); provenance read for 4."
+  assert "Git revision: `abc123`" in notes
+  assert "Command: `python -m experiments.run --sweep seed=0:2`" in notes
+  assert not any("differ" in n for n in notes)
+  assert not any("†" in n or "vmapped" in n for n in notes)  # none resumed, none vmapped
+
+
+def test_notes_flag_members_made_by_different_revisions(tmp_path):
+  for member, revision in (("000", "abc123"), ("001", "abc123"), ("002", "abc123"),
+                           ("003", "def456-dirty")):
+    _provenance(tmp_path, member, revision)
+  notes = report.provenance_notes(str(tmp_path), ROWS)
+  line = next(n for n in notes if n.startswith("Git revision"))
+  assert "the members differ" in line
+  assert "`abc123` (3 members)" in line and "`def456-dirty` (1 members)" in line
+
+
+def test_a_resumed_members_wall_time_is_marked_and_explained(tmp_path):
+  rows = [dict(r, resumed_from="0", vectorised_with="2") for r in ROWS]
+  rows[1]["resumed_from"] = "5000"  # seed 1 of method A came back from a checkpoint
+  _write(tmp_path, rows)
+  lines = report.aggregate(report.read_rows(str(tmp_path)))
+  assert next(line for line in lines if line["method"] == "A")["wall s"] == "11 ± 1.4 †"
+  assert "†" not in next(line for line in lines if line["method"] != "A")["wall s"]
+  paths = report.write(str(tmp_path), str(tmp_path / "bench"))
+  text = open(paths[0]).read()
+  assert "covers only the last segment" in text
+  assert "vmapped group that trained up to 2 seeds" in text
+  assert "provenance read for 0" in text  # no provenance.json: said, not guessed

@@ -9,12 +9,18 @@ override but ``seed``:
   <out>.png   one panel per (method, dataset): the first seed's generator samples over
               held-out data
 
+Under the table it states where the numbers came from (each member's ``provenance.json``):
+the git revisions, commands and package versions, flagged when members disagree, and what
+the wall time measured (a vmapped group's, or only the last segment of a resumed run).
+
 It reads files and formats numbers; the metrics themselves come from the members' summaries.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
+import json
 import math
 import os
 from typing import Sequence
@@ -33,6 +39,7 @@ METRICS = {
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
 GROUP_EXCLUDES = ("member", "seed", "status")
+RESUMED_MARK = " †"  # on a wall time that covers only the last segment of a resumed member
 
 
 def read_rows(sweep_dir: str) -> list[dict]:
@@ -82,8 +89,61 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
         line[heading] = _mean_std([_number(m.get(key)) * scale for m in ok])
+    if line.get("wall s") and any(_number(m.get("resumed_from")) > 0 for m in ok):
+      line["wall s"] += RESUMED_MARK
     out.append(line)
   return out
+
+
+def _provenances(sweep_dir: str, rows: Sequence[dict]) -> list[dict]:
+  out = []
+  for row in rows:
+    path = os.path.join(sweep_dir, row.get("member", ""), "provenance.json")
+    try:
+      with open(path) as f:
+        out.append(json.load(f))
+    except (OSError, ValueError):
+      out.append({})
+  return out
+
+
+def _counted(values: Sequence[str]) -> str:
+  counts = collections.Counter(values)
+  if len(counts) == 1:
+    return f"`{next(iter(counts))}`"
+  return "; ".join(f"`{v}` ({n} members)" for v, n in counts.most_common())
+
+
+def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
+  """Lines stating where the table's numbers came from, for under the table.
+
+  The members' git revisions, commands (``python -m experiments.run`` and its flags) and
+  jax/jaxlib/python versions, each flagged when the members disagree (a table mixing code
+  or settings says so); and what "wall s" measured: the vmapped group's wall time when
+  seeds trained as one program, and only the last segment for members resumed from a
+  checkpoint (marked †).
+  """
+  found = [p for p in _provenances(sweep_dir, rows) if p]
+  notes = [f"Members: {len(rows)} ({sum(r.get('status') == 'ok' for r in rows)} ok); "
+           f"provenance read for {len(found)}."]
+  if found:
+    revisions = [p.get("git_revision", "unknown") for p in found]
+    commands = ["python -m experiments.run " + " ".join(p.get("argv", [])[1:]) for p in found]
+    versions = [", ".join(f"{k} {p.get('versions', {}).get(k, '?')}"
+                          for k in ("jax", "jaxlib", "python")) for p in found]
+    for what, values in (("Git revision", revisions), ("Command", commands),
+                         ("Versions", versions), ("Platform", [p.get("platform", "?")
+                                                               for p in found])):
+      mixed = " — **the members differ**" if len(set(values)) > 1 else ""
+      notes.append(f"{what}{mixed}: {_counted(values)}")
+  group = max((_number(r.get("vectorised_with")) for r in rows), default=math.nan)
+  if group > 1:
+    notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
+                 "seeds as one program (the same for each of its members).")
+  if any(_number(r.get("resumed_from")) > 0 for r in rows if r.get("status") == "ok"):
+    notes.append(f"{RESUMED_MARK.strip()}: some of these members were resumed from a "
+                 "checkpoint; their wall time covers only the last segment.")
+  return notes
 
 
 def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
@@ -108,7 +168,8 @@ def write(sweep_dir: str, out_stem: str, title: str = "") -> list[str]:
   os.makedirs(os.path.dirname(os.path.abspath(out_stem)), exist_ok=True)
   md = out_stem + ".md"
   with open(md + ".tmp", "w") as f:
-    f.write((f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n")
+    f.write((f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n\n"
+            + "\n".join(f"- {note}" for note in provenance_notes(sweep_dir, rows)) + "\n")
   os.replace(md + ".tmp", md)
   png = panel_figure(out_stem + ".png", sweep_dir, rows)
   return [md] + ([png] if png else [])
