@@ -35,15 +35,20 @@ def mode_assignment(x: np.ndarray, modes: np.ndarray, std: float, n_std: float =
 
 def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 20,
                  n_std: float = 3.0) -> dict:
-  """Modes covered, high-quality fraction and the KL of the mode histogram.
+  """Modes covered, high-quality fraction, stray fraction and the KL of the mode histogram.
 
   Returns:
     ``modes_covered``: #{c : #{high-quality samples nearest to c} ≥ min_count};
     ``high_quality``: the fraction of samples within n_std·σ of their nearest mode;
+    ``stray``: the fraction farther than 2·n_std·σ from every mode — samples on bridges
+    between modes or off the data, as opposed to near misses (between n_std·σ and
+    2·n_std·σ: a mode drawn too wide or off-centre). For samples of the mixture itself
+    it is e^{−2 n_std²} (1.5e-8 at 3σ; docs/theory.md §9);
     ``mode_kl``: KL(ĥ ‖ uniform) of the histogram ĥ of high-quality samples over
     modes (0 for perfectly balanced modes; ∞-free: empty modes contribute 0).
   """
   nearest, within = mode_assignment(x, modes, std, n_std)
+  _, near = mode_assignment(x, modes, std, 2 * n_std)
   counts = np.bincount(nearest[within], minlength=len(modes))
   total = counts.sum()
   if total:
@@ -53,7 +58,8 @@ def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 
   else:
     kl = float("nan")
   return {"modes_covered": int((counts >= min_count).sum()), "num_modes": int(len(modes)),
-          "high_quality": float(within.mean()), "mode_kl": kl}
+          "high_quality": float(within.mean()), "stray": float(1.0 - near.mean()),
+          "mode_kl": kl}
 
 
 def _rows(x) -> np.ndarray:

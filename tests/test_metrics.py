@@ -171,3 +171,28 @@ def test_energy_mode_mass_of_the_data_itself_and_of_an_energy_off_the_modes():
   far = metrics.energy_mode_mass(lambda x: -((np.asarray(x) - 1.0) ** 2).sum(-1) / 0.01,
                                  d.modes, d.std, d.scale, 192)
   assert far["model_near_modes"] < 1e-6 and far["model_mode_factor"] == np.inf, far
+
+
+def test_mode_metrics_of_a_widened_mixture_are_the_chi2_closed_forms():
+  """Samples around 25 modes with std s = 2σ: d/σ ~ 2·χ₂, so high_quality = 1 − e^{−9/8} =
+  0.67535, stray = e^{−4.5} = 0.011109 (docs/theory.md (9.8)). Binomial standard errors on
+  200 000 samples: 1.0e-3 and 2.3e-4; asserted to 3e-3 and 7e-4 (3 standard errors; seed 0
+  measured −3e-5 and +2.9e-4, seeds 0-4 at most 1.7e-3 and 2.9e-4). The histogram's KL from
+  uniform is (K − 1)/2N ≈ 9e-5 for N ≈ 135 000 high-quality samples (measured 8.6e-5)."""
+  mix = toy.get("25gaussians")
+  rng = np.random.default_rng(0)
+  n, modes = 200_000, np.asarray(mix.modes)
+  x = modes[rng.integers(0, 25, n)] + 2 * mix.std * rng.standard_normal((n, 2))
+  m = metrics.mode_metrics(x, modes, mix.std)
+  assert abs(m["high_quality"] - (1 - math.exp(-9 / 8))) < 3e-3, m
+  assert abs(m["stray"] - math.exp(-4.5)) < 7e-4, m
+  assert m["modes_covered"] == 25 and m["mode_kl"] < 2e-4, m
+
+
+def test_mode_metrics_tell_near_misses_from_stray_samples():
+  """Hand-placed samples on 25-gaussians (σ = 0.05, spacing 2): 2 on modes, 1 at 4σ (a near
+  miss), 1 halfway between two modes (a bridge, 20σ away)."""
+  mix = toy.get("25gaussians")
+  x = np.array([[0.0, 0.0], [2.0, 2.0], [0.2, 0.0], [1.0, 0.0]])
+  m = metrics.mode_metrics(x, np.asarray(mix.modes), mix.std, min_count=1)
+  assert m["high_quality"] == 0.5 and m["stray"] == 0.25 and m["modes_covered"] == 2, m

@@ -33,6 +33,7 @@ from ebm_gan.runner import tables
 # Summary column → (table heading, scale). high_quality is a fraction; shown in %.
 METRICS = {
     "modes_covered": ("modes", 1.0), "high_quality": ("high-quality %", 100.0),
+    "stray": ("stray %", 100.0),
     "mode_kl": ("mode KL", 1.0), "mmd2": ("MMD²", 1.0),
     "kl_data_model": ("KL(p‖q_m)", 1.0), "model_near_modes": ("q_m near modes %", 100.0),
     "model_mode_factor": ("q_m mode factor", 1.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
