@@ -60,7 +60,7 @@ def _mean_std(values: Sequence[float]) -> str:
   v = np.asarray([x for x in values if math.isfinite(x)], np.float64)
   if v.size == 0:
     return ""
-  return f"{v.mean():.3g} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2g}"
+  return f"{v.mean():.4g} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2g}"
 
 
 def _override_keys(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
