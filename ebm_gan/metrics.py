@@ -24,13 +24,12 @@ import numpy as np
 from ebm_gan.entropy.knn import kozachenko_leonenko
 
 
-def mode_assignment(x: np.ndarray, modes: np.ndarray, std: float, n_std: float = 3.0):
-  """Nearest mode of each sample and whether it lies within ``n_std``·σ of it."""
+def mode_assignment(x: np.ndarray, modes: np.ndarray):
+  """Nearest mode of each sample and the distance to it, d_i = min_c ‖x_i − μ_c‖ (9.8)."""
   x = np.asarray(x, np.float64)
   d2 = ((x[:, None, :] - modes[None, :, :]) ** 2).sum(-1)
   nearest = d2.argmin(1)
-  within = np.sqrt(d2[np.arange(len(x)), nearest]) <= n_std * std
-  return nearest, within
+  return nearest, np.sqrt(d2[np.arange(len(x)), nearest])
 
 
 def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 20,
@@ -47,8 +46,8 @@ def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 
     ``mode_kl``: KL(ĥ ‖ uniform) of the histogram ĥ of high-quality samples over
     modes (0 for perfectly balanced modes; ∞-free: empty modes contribute 0).
   """
-  nearest, within = mode_assignment(x, modes, std, n_std)
-  _, near = mode_assignment(x, modes, std, 2 * n_std)
+  nearest, distance = mode_assignment(x, modes)
+  within = distance <= n_std * std
   counts = np.bincount(nearest[within], minlength=len(modes))
   total = counts.sum()
   if total:
@@ -58,7 +57,7 @@ def mode_metrics(x: np.ndarray, modes: np.ndarray, std: float, min_count: int = 
   else:
     kl = float("nan")
   return {"modes_covered": int((counts >= min_count).sum()), "num_modes": int(len(modes)),
-          "high_quality": float(within.mean()), "stray": float(1.0 - near.mean()),
+          "high_quality": float(within.mean()), "stray": float((distance > 2 * n_std * std).mean()),
           "mode_kl": kl}
 
 

@@ -56,6 +56,11 @@ def _number(text: str) -> float:
     return math.nan
 
 
+def _resumed(row: dict) -> bool:
+  """Whether a member came back from a checkpoint (its wall time is the last segment's)."""
+  return _number(row.get("resumed_from")) > 0
+
+
 def _mean_std(values: Sequence[float]) -> str:
   v = np.asarray([x for x in values if math.isfinite(x)], np.float64)
   if v.size == 0:
@@ -90,7 +95,7 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
         line[heading] = _mean_std([_number(m.get(key)) * scale for m in ok])
-    if line.get("wall s") and any(_number(m.get("resumed_from")) > 0 for m in ok):
+    if line.get("wall s") and any(_resumed(m) for m in ok):
       line["wall s"] += RESUMED_MARK
     out.append(line)
   return out
@@ -141,7 +146,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   if group > 1:
     notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
                  "seeds as one program (the same for each of its members).")
-  if any(_number(r.get("resumed_from")) > 0 for r in rows if r.get("status") == "ok"):
+  if any(_resumed(r) for r in rows if r.get("status") == "ok"):
     notes.append(f"{RESUMED_MARK.strip()}: some of these members were resumed from a "
                  "checkpoint; their wall time covers only the last segment.")
   return notes
