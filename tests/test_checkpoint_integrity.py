@@ -17,6 +17,7 @@ import pytest
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
 from ebm_gan.runner import integrity
+from ebm_gan.runner import loop
 from ebm_gan.runner import record
 from ebm_gan.runner.registry import ConfigError
 
@@ -197,6 +198,8 @@ def test_flipped_bytes_resume_from_the_previous_step_and_end_bit_identical(tmp_p
   workdir = str(tmp_path / "run")
   assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
   uninterrupted = checkpoint.load_raw(workdir, STEPS)
+  wall_record = _wall_record(workdir)
+  assert 0 < wall_record["at_step"]["30"] < wall_record["at_step"]["60"]
   _flip_bytes(_largest_file(os.path.join(workdir, "checkpoints", str(STEPS))))
   capsys.readouterr()
   assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
@@ -205,6 +208,26 @@ def test_flipped_bytes_resume_from_the_previous_step_and_end_bit_identical(tmp_p
   summary = json.load(open(os.path.join(workdir, "summary.json")))
   assert summary["resumed_from"] == 30 and summary["steps_done"] == STEPS
   _assert_same_arrays(uninterrupted, checkpoint.load_raw(workdir, STEPS))
+  # The wall time goes on from the first launch's at step 30 (not from 0, not from its 60),
+  # and a third launch, which finds the run finished and evaluates it again, keeps it.
+  first_at_30 = wall_record["at_step"]["30"]
+  assert summary["wall_s_from_step"] == 0
+  assert summary["wall_s"] - summary["segment_wall_s"] == pytest.approx(first_at_30, abs=1e-3)
+  second = _wall_record(workdir)
+  assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK
+  again = json.load(open(os.path.join(workdir, "summary.json")))
+  assert again["resumed_from"] == STEPS and again["wall_s_from_step"] == 0
+  assert again["wall_s"] - again["segment_wall_s"] == pytest.approx(
+      second["at_step"][str(STEPS)], abs=1e-3)
+  # the record at step 60 misses only what the second launch did after that save (ms)
+  assert summary["wall_s"] - 1.0 <= again["wall_s"] <= summary["wall_s"] + again["segment_wall_s"]
+  launches = record.read_provenance(workdir)
+  assert launches["from_step"] == 0 and [r["from_step"] for r in launches["resumed"]] == [30, 60]
+
+
+def _wall_record(workdir):
+  with open(os.path.join(workdir, loop.WALL_RECORD)) as f:
+    return json.load(f)
 
 
 @pytest.mark.slow  # two short runs through the launcher

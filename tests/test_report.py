@@ -87,15 +87,38 @@ def test_notes_flag_members_made_by_different_revisions(tmp_path):
   assert "`abc123` (3 members)" in line and "`def456-dirty` (1 members)" in line
 
 
-def test_a_resumed_members_wall_time_is_marked_and_explained(tmp_path):
-  rows = [dict(r, resumed_from="0", vectorised_with="2") for r in ROWS]
+def test_a_wall_time_missing_earlier_segments_is_marked_and_explained(tmp_path):
+  """A run folder from before the wall record (no ``wall_s_from_step``) that was resumed,
+  and one whose record of the earlier segments was missing (from step 5000), are marked; a
+  resumed member whose wall time sums every segment (from step 0) is not."""
+  rows = [dict(r, resumed_from="0", vectorised_with="2", wall_s_from_step="") for r in ROWS]
   rows[1]["resumed_from"] = "5000"  # seed 1 of method A came back from a checkpoint
+  rows[3].update(resumed_from="5000", wall_s_from_step="0")  # resumed, every segment counted
   _write(tmp_path, rows)
   lines = report.aggregate(report.read_rows(str(tmp_path)))
   assert next(line for line in lines if line["method"] == "A")["wall s"] == "11 ± 1.4 †"
   assert "†" not in next(line for line in lines if line["method"] != "A")["wall s"]
   paths = report.write(str(tmp_path), str(tmp_path / "bench"))
   text = open(paths[0]).read()
-  assert "covers only the last segment" in text
+  assert "counts only from the resume" in text
   assert "vmapped group that trained up to 2 seeds" in text
   assert "provenance read for 0" in text  # no provenance.json: said, not guessed
+  rows[1].update(wall_s_from_step="5000")  # the same, written by this version
+  assert report._partial_wall(rows[1]) and not report._partial_wall(rows[0])
+
+
+def test_notes_show_a_member_resumed_under_another_revision(tmp_path):
+  for member in ("000", "001", "002", "003"):
+    _provenance(tmp_path, member, "abc123")
+  with open(tmp_path / "001" / "provenance.json") as f:
+    first = json.load(f)
+  first["resumed"] = [dict(first, git_revision="abc123", from_step=8000),   # evaluated again
+                      dict(first, git_revision="def456", from_step=16000)]  # then other code
+  with open(tmp_path / "001" / "provenance.json", "w") as f:
+    json.dump(first, f)
+  notes = report.provenance_notes(str(tmp_path), ROWS)
+  line = next(n for n in notes if n.startswith("Git revision"))
+  assert "the members differ" in line
+  assert "`abc123` (3 members)" in line and "`abc123 → def456` (1 members)" in line
+  command = next(n for n in notes if n.startswith("Command"))
+  assert "differ" not in command and "→" not in command  # the same command every time

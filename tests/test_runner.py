@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ebm_gan.runner import cli
+from ebm_gan.runner import loop
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
@@ -161,6 +162,86 @@ def test_provenance(tmp_path):
   info = json.load(open(tmp_path / "provenance.json"))
   assert info["versions"]["jax"] and info["argv"] == ["x"] and info["git_revision"]
   assert json.load(open(tmp_path / "config.json"))["optimizer"]["name"] == config.optimizer.name
+
+
+def test_provenance_keeps_the_first_launch_and_appends_each_resume(tmp_path):
+  config = cli.resolve_config(DEFAULT, [])
+  record.write_provenance(str(tmp_path), config, argv=["first"])
+  record.write_provenance(str(tmp_path), config, argv=["resume"], from_step=20)
+  record.write_provenance(str(tmp_path), config, argv=["evaluate"], from_step=40)
+  info = record.read_provenance(str(tmp_path))
+  assert info["argv"] == ["first"] and info["from_step"] == 0
+  assert [(r["argv"], r["from_step"]) for r in info["resumed"]] == [(["resume"], 20),
+                                                                     (["evaluate"], 40)]
+  record.write_provenance(str(tmp_path), config, argv=["again"])  # a fresh run: a new history
+  assert "resumed" not in record.read_provenance(str(tmp_path))
+
+
+class _FakeClock:
+  def __init__(self, monkeypatch, t):
+    self.t = t
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: self.t)
+
+
+def test_the_wall_clock_sums_segments_up_to_the_restored_checkpoint(tmp_path, monkeypatch):
+  """Times by hand: a run saves at steps 10 and 20 (10 s and 25 s in), is killed 5 s later;
+  resumed from step 20 it goes on from 25 s (the 5 lost seconds are not counted, those steps
+  are run again); resumed instead from step 10 (step 20 set aside) it goes on from 10 s."""
+  fake, folder = _FakeClock(monkeypatch, 100.0), str(tmp_path)
+  first = loop.WallClock(folder, 0)
+  for fake.t, step in ((110.0, 10), (125.0, 20)):
+    first.save(step)
+  fake.t = 200.0
+  resumed = loop.WallClock(folder, 20)
+  fake.t = 206.0
+  assert (resumed.from_step, resumed.before, resumed.segment(), resumed.total()) == (0, 25.0, 6.0,
+                                                                                     31.0)
+  resumed.save(30)
+  older = loop.WallClock(folder, 10)
+  fake.t = 209.0
+  older.save(20)
+  saved = json.load(open(tmp_path / loop.WALL_RECORD))
+  assert saved == {"from_step": 0, "at_step": {"0": 0.0, "10": 10.0, "20": 13.0}}
+  for text in (None, "{not json", '{"from_step": 0, "at_step": {"0": 0.0}}'):  # no value for 20
+    if text is None:
+      os.remove(tmp_path / loop.WALL_RECORD)
+    else:
+      open(tmp_path / loop.WALL_RECORD, "w").write(text)
+    clock = loop.WallClock(folder, 20)
+    assert (clock.from_step, clock.before) == (20, 0.0)
+    clock = loop.WallClock(folder, 20, fallback=(0, 50.0))  # a finished run's summary
+    assert (clock.from_step, clock.before) == (0, 50.0)
+  clock = loop.WallClock(folder, 0, fallback=(0, 50.0))  # a fresh run starts from nothing
+  assert (clock.from_step, clock.before) == (0, 0.0)
+  fake.t += 3.0
+  clock.save(20)
+  clock = loop.WallClock(folder, 20, fallback=(0, 50.0))  # the record wins over the summary
+  assert (clock.from_step, clock.before) == (0, 3.0)
+
+
+def test_a_finished_summary_gives_its_training_wall_time(tmp_path):
+  def summary(**fields):
+    with open(tmp_path / "summary.json", "w") as f:
+      json.dump({"status": "ok", "steps_done": 40, "wall_s": 12.5, **fields}, f)
+  assert record.training_wall(str(tmp_path), 40) is None  # no summary yet
+  summary(resumed_from=0)  # written before wall_s_from_step existed: counted from its resume
+  assert record.training_wall(str(tmp_path), 40) == (0, 12.5)
+  summary(resumed_from=20)
+  assert record.training_wall(str(tmp_path), 40) == (20, 12.5)
+  summary(resumed_from=20, wall_s_from_step=0)
+  assert record.training_wall(str(tmp_path), 40) == (0, 12.5)
+  assert record.training_wall(str(tmp_path), 30) is None  # it ended elsewhere
+
+
+def test_a_wall_record_that_cannot_be_written_warns_and_training_goes_on(tmp_path, monkeypatch,
+                                                                          capsys):
+  def disk_full(*args):
+    raise OSError(28, "No space left on device")
+  clock = loop.WallClock(str(tmp_path), 0)
+  monkeypatch.setattr(loop.os, "replace", disk_full)
+  clock.save(10)  # no exception
+  err = capsys.readouterr().err
+  assert err.startswith("warning: could not record the wall time at step 10") and "No space" in err
 
 
 def test_the_sweep_config_file_declares_its_members():

@@ -17,11 +17,18 @@ a resumed run are those of an uninterrupted one; checkpoints hold
 ``{"state": states, "diverged_at": int32[K]}`` (a numpy array: written by process 0 alone when
 there are several), so a killed group resumes
 exactly like a single run.
+
+The wall time of training is kept across a run's launches (segments): beside ``checkpoints/``,
+``wall_time.json`` records the cumulative wall time at each saved step, and a resumed segment
+adds its own to the value saved at the step it restored (:class:`WallClock`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import sys
 import time
 from typing import Any, Callable
 
@@ -32,10 +39,79 @@ from tqdm import tqdm
 
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import console
+from ebm_gan.runner import record
 from ebm_gan.runner.record import DIVERGED, Recorder
 
 # Steady throughput is quoted only when measured over at least this many steps and seconds.
 MIN_TIMED_STEPS, MIN_TIMED_S = 500, 1.0
+WALL_RECORD = "wall_time.json"  # beside checkpoints/: {"from_step": s, "at_step": {step: seconds}}
+
+
+class WallClock:
+  """The training's wall time over all of a run's segments, saved beside its checkpoints.
+
+  At every checkpoint the cumulative wall time is saved for that step; a resumed segment
+  starts from the value saved for the step it restored, so the steps a killed segment ran
+  after its last checkpoint (and that the next one runs again) are not counted twice, and a
+  finished run evaluated again keeps its training time. Without a value for the restored
+  step (a checkpoint written before this record existed, or a kill between the two writes)
+  the count starts afresh at that step, and ``from_step`` says so.
+
+  Args:
+    folder: the folder holding ``checkpoints/`` (a run folder or a vmapped group's).
+    start: the step this segment starts from (0: a fresh run).
+    fallback: ``(from_step, seconds)`` at ``start`` when the record has no value there (a
+      finished run's summary: :func:`ebm_gan.runner.record.training_wall`), or None.
+  """
+
+  def __init__(self, folder: str, start: int, fallback: tuple[int, float] | None = None):
+    self._path = os.path.join(folder, WALL_RECORD)
+    self._t0 = time.perf_counter()
+    self.from_step, self.before = fallback if start > 0 and fallback else (start, 0.0)
+    kept = {str(start): self.before}
+    saved = _read_json(self._path) if start > 0 else None
+    try:
+      at = saved["at_step"]
+      from_step, before = int(saved["from_step"]), float(at[str(start)])
+      kept = {k: float(v) for k, v in at.items() if int(k) <= start}  # later: set aside
+      self.from_step, self.before = from_step, before
+    except (TypeError, KeyError, ValueError, AttributeError):  # no (readable) value for start
+      pass
+    self._record = {"from_step": self.from_step, "at_step": kept}
+
+  def segment(self) -> float:
+    """Seconds since this segment started."""
+    return time.perf_counter() - self._t0
+
+  def total(self) -> float:
+    """Seconds of training from ``from_step`` to now, over every segment."""
+    return self.before + self.segment()
+
+  def save(self, step: int) -> None:
+    """Records the total at checkpoint ``step`` (process 0 writes; atomically).
+
+    A failed write costs only the record (a resume from ``step`` then counts from there),
+    never the run: it is reported on stderr and training goes on.
+    """
+    self._record["at_step"][str(step)] = self.total()
+    if jax.process_index() != 0:
+      return
+    tmp = self._path + ".tmp"
+    try:
+      with open(tmp, "w") as f:
+        json.dump(self._record, f)
+      os.replace(tmp, self._path)
+    except OSError as e:
+      print(f"warning: could not record the wall time at step {step} in {self._path} ({e}); "
+            "a run resumed from this step counts its wall time from there.", file=sys.stderr)
+
+
+def _read_json(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +176,14 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
   """Runs chunks from step ``start`` to ``config.steps``; returns ``(states, timings)``.
 
   Stops early when every member has diverged (each keeps its last good state).
-  ``config`` gives ``steps``, ``steps_per_dispatch`` and ``picture_every``.
+  ``config`` gives ``steps``, ``steps_per_dispatch`` and ``picture_every``. The timings'
+  ``wall_s`` is the training's wall time from step ``wall_s_from_step`` (0 unless an earlier
+  segment's record is missing) over every segment, ``segment_wall_s`` this segment's.
   """
   compiled, compile_s, ckpt_s = {}, 0.0, 0.0
   steady_s, steady_steps, first = 0.0, 0, True
-  t_start = time.perf_counter()
+  clock = WallClock(os.path.dirname(ckpt.directory), start,
+                    record.training_wall(recorders[0].workdir, start) if recorders else None)
   bar = tqdm(total=config.steps, initial=start, unit="step", disable=not progress,
              dynamic_ncols=True, desc=desc)
   done = start
@@ -136,6 +215,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
         ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
+        clock.save(done)
         ckpt_s += time.perf_counter() - t
       if config.picture_every and done // config.picture_every > (done - n) // config.picture_every:
         for i in np.flatnonzero(diverged_at < 0):
@@ -144,8 +224,8 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
     bar.close()
     ckpt.close()
   timed = steady_steps >= MIN_TIMED_STEPS and steady_s >= MIN_TIMED_S
-  timings = {"resumed_from": start, "wall_s": time.perf_counter() - t_start,
-             "compile_s": compile_s, "checkpoint_s": ckpt_s,
+  timings = {"resumed_from": start, "wall_s": clock.total(), "wall_s_from_step": clock.from_step,
+             "segment_wall_s": clock.segment(), "compile_s": compile_s, "checkpoint_s": ckpt_s,
              "steps_per_s": steady_steps / steady_s if timed else None}
   if not timed:
     timings["steps_per_s_not_measured"] = (

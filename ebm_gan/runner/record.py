@@ -10,7 +10,8 @@
   the file to the rows with ``step <= s`` (rewritten atomically), so a resumed
   run's file is byte-identical to an uninterrupted run's.
 * :func:`write_provenance` saves the resolved config, the package versions,
-  the git revision and the command line.
+  the git revision and the command line: those of the launch that trained from step 0,
+  and of every later one (resumes, re-evaluations) in its ``resumed`` list.
 * :func:`write_summary` saves the final table; :func:`check_resumable` refuses
   to mix two runs in one folder.
 """
@@ -32,6 +33,7 @@ from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError
 
 METRICS, SUMMARY_JSON, SUMMARY_MD = "metrics.jsonl", "summary.json", "summary.md"
+PROVENANCE = "provenance.json"
 PREVIOUS_JSON, PREVIOUS_MD = "summary.previous.json", "summary.previous.md"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml_collections", "numpy",
             "tensorboardX", "matplotlib", "ebm-gan")
@@ -130,14 +132,56 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict:
   return out
 
 
-def write_provenance(workdir: str, config, argv: Iterable[str] | None = None) -> None:
-  """Saves ``config.json`` (the resolved config) and ``provenance.json`` in ``workdir``."""
+def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
+                     from_step: int = 0) -> None:
+  """Saves ``config.json`` (the resolved config) and ``provenance.json`` in ``workdir``.
+
+  ``provenance.json`` names the launch that trained from step 0 (package versions, git
+  revision, command, platform); each later launch of the run (a resume from ``from_step`` >
+  0, or a finished run evaluated again) is appended to its ``resumed`` list, so that the
+  code that trained the first steps is never forgotten.
+  """
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  info = {"versions": package_versions(), "git_revision": git_revision(),
-          "argv": list(sys.argv if argv is None else argv), "platform": platform.platform()}
-  with open(os.path.join(workdir, "provenance.json"), "w") as f:
-    json.dump(info, f, indent=2)
+  info = {"from_step": from_step, "versions": package_versions(),
+          "git_revision": git_revision(), "argv": list(sys.argv if argv is None else argv),
+          "platform": platform.platform()}
+  path = os.path.join(workdir, PROVENANCE)
+  earlier = _read_json_object(path) if from_step > 0 else None
+  if earlier is not None:
+    earlier.setdefault("from_step", 0)
+    info = dict(earlier, resumed=list(earlier.get("resumed", [])) + [info])
+  _replace_atomically(path, json.dumps(info, indent=2))
+
+
+def read_provenance(workdir: str) -> dict:
+  """``<workdir>/provenance.json`` ({} when absent or unreadable)."""
+  return _read_json_object(os.path.join(workdir, PROVENANCE)) or {}
+
+
+def training_wall(workdir: str, step: int) -> tuple[int, float] | None:
+  """``(wall_s_from_step, wall_s)`` of the summary in ``workdir`` when it ended at ``step``.
+
+  A finished run evaluated again reads its training time here when its ``wall_time.json``
+  lacks that step (a run folder from before that record). An older summary without
+  ``wall_s_from_step`` counted from its ``resumed_from``.
+  """
+  found = _read_json_object(os.path.join(workdir, SUMMARY_JSON))
+  try:
+    if found["steps_done"] != step:
+      return None
+    return int(found.get("wall_s_from_step", found.get("resumed_from", 0))), float(found["wall_s"])
+  except (TypeError, KeyError, ValueError):
+    return None
+
+
+def _read_json_object(path: str) -> dict | None:
+  try:
+    with open(path) as f:
+      found = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return found if isinstance(found, dict) else None
 
 
 def flat_scalars(summary: dict) -> dict:

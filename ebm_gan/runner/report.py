@@ -10,8 +10,9 @@ override but ``seed``:
               held-out data
 
 Under the table it states where the numbers came from (each member's ``provenance.json``):
-the git revisions, commands and package versions, flagged when members disagree, and what
-the wall time measured (a vmapped group's, or only the last segment of a resumed run).
+the git revisions, commands and package versions (with those of later launches of a resumed
+member), flagged when members disagree, and what the wall time measured (a vmapped group's,
+summed over a resumed run's segments; marked where the record of earlier segments is missing).
 
 It reads files and formats numbers; the metrics themselves come from the members' summaries.
 """
@@ -40,7 +41,7 @@ METRICS = {
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
 GROUP_EXCLUDES = ("member", "seed", "status")
-RESUMED_MARK = " †"  # on a wall time that covers only the last segment of a resumed member
+PARTIAL_MARK = " †"  # on a wall time that misses the training before a member's resume
 
 
 def read_rows(sweep_dir: str) -> list[dict]:
@@ -56,8 +57,12 @@ def _number(text: str) -> float:
     return math.nan
 
 
-def _resumed(row: dict) -> bool:
-  """Whether a member came back from a checkpoint (its wall time is the last segment's)."""
+def _partial_wall(row: dict) -> bool:
+  """Whether a member's wall time misses training done before a resume: it counts from
+  ``wall_s_from_step`` > 0 (no record of the earlier segments), or, in a run folder written
+  before that field existed, from any resume at all."""
+  if row.get("wall_s_from_step") not in (None, ""):
+    return _number(row.get("wall_s_from_step")) > 0
   return _number(row.get("resumed_from")) > 0
 
 
@@ -95,8 +100,8 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
         line[heading] = _mean_std([_number(m.get(key)) * scale for m in ok])
-    if line.get("wall s") and any(_resumed(m) for m in ok):
-      line["wall s"] += RESUMED_MARK
+    if line.get("wall s") and any(_partial_wall(m) for m in ok):
+      line["wall s"] += PARTIAL_MARK
     out.append(line)
   return out
 
@@ -113,6 +118,13 @@ def _provenances(sweep_dir: str, rows: Sequence[dict]) -> list[dict]:
   return out
 
 
+def _history(provenance: dict, read) -> str:
+  """``read(launch)`` for the launch that trained from step 0, then ' → ' each later launch's
+  value where it changed (a member resumed under other code, command or versions)."""
+  values = [read(p) for p in [provenance] + list(provenance.get("resumed", []))]
+  return " → ".join(v for i, v in enumerate(values) if i == 0 or v != values[i - 1])
+
+
 def _counted(values: Sequence[str]) -> str:
   counts = collections.Counter(values)
   if len(counts) == 1:
@@ -124,31 +136,35 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   """Lines stating where the table's numbers came from, for under the table.
 
   The members' git revisions, commands (``python -m experiments.run`` and its flags) and
-  jax/jaxlib/python versions, each flagged when the members disagree (a table mixing code
-  or settings says so); and what "wall s" measured: the vmapped group's wall time when
-  seeds trained as one program, and only the last segment for members resumed from a
-  checkpoint (marked †).
+  jax/jaxlib/python versions, each as ``first → later`` where a member was resumed under
+  another, and flagged when the members disagree (a table mixing code or settings says so);
+  and what "wall s" measured: the vmapped group's wall time when seeds trained as one
+  program, summed over a resumed member's segments, and marked † where it misses the
+  segments before a resume (their record is missing).
   """
   found = [p for p in _provenances(sweep_dir, rows) if p]
   notes = [f"Members: {len(rows)} ({sum(r.get('status') == 'ok' for r in rows)} ok); "
            f"provenance read for {len(found)}."]
   if found:
-    revisions = [p.get("git_revision", "unknown") for p in found]
-    commands = ["python -m experiments.run " + " ".join(p.get("argv", [])[1:]) for p in found]
-    versions = [", ".join(f"{k} {p.get('versions', {}).get(k, '?')}"
-                          for k in ("jax", "jaxlib", "python")) for p in found]
-    for what, values in (("Git revision", revisions), ("Command", commands),
-                         ("Versions", versions), ("Platform", [p.get("platform", "?")
-                                                               for p in found])):
-      mixed = " — **the members differ**" if len(set(values)) > 1 else ""
+    readers = {
+        "Git revision": lambda p: p.get("git_revision", "unknown"),
+        "Command": lambda p: "python -m experiments.run " + " ".join(p.get("argv", [])[1:]),
+        "Versions": lambda p: ", ".join(f"{k} {p.get('versions', {}).get(k, '?')}"
+                                        for k in ("jax", "jaxlib", "python")),
+        "Platform": lambda p: p.get("platform", "?")}
+    for what, read in readers.items():
+      values = [_history(p, read) for p in found]
+      mixed = (" — **the members differ**" if len(set(values)) > 1
+               else " — **changed when resumed**" if " → " in values[0] else "")
       notes.append(f"{what}{mixed}: {_counted(values)}")
   group = max((_number(r.get("vectorised_with")) for r in rows), default=math.nan)
   if group > 1:
     notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
                  "seeds as one program (the same for each of its members).")
-  if any(_resumed(r) for r in rows if r.get("status") == "ok"):
-    notes.append(f"{RESUMED_MARK.strip()}: some of these members were resumed from a "
-                 "checkpoint; their wall time covers only the last segment.")
+  if any(_partial_wall(r) for r in rows if r.get("status") == "ok"):
+    notes.append(f"{PARTIAL_MARK.strip()}: some of these members were resumed from a "
+                 "checkpoint without a record of the earlier segments' wall time; theirs "
+                 "counts only from the resume.")
   return notes
 
 

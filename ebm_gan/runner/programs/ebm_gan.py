@@ -372,7 +372,7 @@ def _train_and_finish(trainable, exps, workdirs, ckpt, progress) -> list[dict]:
                         f"steps={base.steps}; raise steps or pass another --workdir.")
     out = []
     for e, d, ev in zip(exps, workdirs, evaluators):
-      record.write_provenance(d, e.config)
+      record.write_provenance(d, e.config, from_step=start)
       out.append(record.Recorder(e.config, d, resume_step=start, draw=ev.draw))
     return out
 
