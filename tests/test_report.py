@@ -39,6 +39,20 @@ def test_aggregate_means_and_sample_stds_over_the_ok_seeds(tmp_path):
   assert a["wall s"] == "11 ± 1.4"
   unlabelled = next(line for line in lines if line["method"] != "A")
   assert unlabelled["modes"] == "20 ± 0"  # one seed: no spread
+  assert unlabelled["method"] == "the config as given"  # no label, no override but the seed
+
+
+def test_a_sweep_without_a_dataset_override_reads_the_members_config(tmp_path):
+  rows = [{k: v for k, v in r.items() if k != "dataset"} for r in ROWS]
+  _write(tmp_path, rows)
+  for r in rows:
+    os.makedirs(tmp_path / r["member"])
+    with open(tmp_path / r["member"] / "config.json", "w") as f:
+      json.dump({"dataset": "8gaussians", "seed": int(r["seed"])}, f)
+  os.remove(tmp_path / "003" / "config.json")  # unreadable: left blank, not guessed
+  lines = report.aggregate(report.read_rows(str(tmp_path)))
+  assert [(line["method"], line["dataset"]) for line in lines] == [
+      ("A", "8gaussians"), ("the config as given", "")]
 
 
 def test_write_makes_the_table_and_a_panel_per_method_and_dataset(tmp_path):

@@ -45,9 +45,22 @@ PARTIAL_MARK = " †"  # on a wall time that misses the training before a member
 
 
 def read_rows(sweep_dir: str) -> list[dict]:
-  """The rows of ``<sweep_dir>/sweep.csv``."""
+  """The rows of ``<sweep_dir>/sweep.csv``; a row without a ``dataset`` override gets the
+  dataset of its member's ``config.json``."""
   with open(os.path.join(sweep_dir, "sweep.csv"), newline="") as f:
-    return list(csv.DictReader(f))
+    rows = list(csv.DictReader(f))
+  for row in rows:
+    if not row.get("dataset"):
+      row["dataset"] = _config_value(os.path.join(sweep_dir, row.get("member", "")), "dataset")
+  return rows
+
+
+def _config_value(member_dir: str, key: str) -> str:
+  try:
+    with open(os.path.join(member_dir, "config.json")) as f:
+      return str(json.load(f).get(key, ""))
+  except (OSError, ValueError, AttributeError):
+    return ""
 
 
 def _number(text: str) -> float:
@@ -81,10 +94,12 @@ def _override_keys(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
 
 
 def method_of(row: dict, keys: Sequence[str]) -> str:
-  """A member's method: its ``label`` override, else its overrides but dataset and seed."""
+  """A member's method: its ``label`` override, else its overrides but dataset and seed
+  ('the config as given' when it has none)."""
   if row.get("label"):
     return row["label"]
-  return ", ".join(f"{k}={row[k]}" for k in keys if k not in ("dataset", "label") and row.get(k))
+  overrides = [f"{k}={row[k]}" for k in keys if k not in ("dataset", "label") and row.get(k)]
+  return ", ".join(overrides) or "the config as given"  # a sweep over seeds alone
 
 
 def aggregate(rows: Sequence[dict]) -> list[dict]:
