@@ -119,55 +119,86 @@ def grid(bound: float, n: int) -> tuple[np.ndarray, float]:
   return np.stack(np.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2).astype(np.float32), h * h
 
 
+OUTER, COARSEN, PAD = 3, 4, 2  # Ẑ_m's grid: out to 3× the data box; fine cells on the box and
+# 2 coarse cells' width around it (where the data's sharp tails end), 4× wider cells beyond
+
+
+def plane_grid(bound: float, n: int, outer: int = OUTER, coarsen: int = COARSEN,
+               pad: int = PAD) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Cells covering [−outer·bound, outer·bound]²: :func:`grid`'s n × n cells of the data's box
+  [−bound, bound]² extended by ``pad`` coarse widths at the same side h = 2·bound/n, then
+  cells of side ``coarsen``·h out to the edge, exactly tiling it (n/coarsen even, ``outer``
+  odd). Returns centres [N, 2], areas [N] and whether each cell lies in the box
+  (docs/theory.md (9.3)); ``outer`` = 1: the box alone."""
+  if outer == 1:
+    x, area = grid(bound, n)
+    return x, np.full(len(x), area), np.ones(len(x), bool)
+  m = n // coarsen
+  if outer % 2 == 0 or n % coarsen or m % 2 or outer * m < m + 2 * pad:
+    raise ValueError(f"outer={outer} must be odd, n={n} a multiple of 2·coarsen={2 * coarsen}, "
+                     f"and the padded box inside ±outer·bound")
+  h = 2.0 * bound / n
+  fine_half = bound + pad * coarsen * h
+  fine, fine_area = grid(fine_half, n + 2 * pad * coarsen)
+  coarse, coarse_area = grid(outer * bound, outer * m)
+  coarse = coarse[~np.all(np.abs(coarse) < fine_half, axis=1)]
+  x = np.concatenate([fine, coarse])
+  areas = np.concatenate([np.full(len(fine), fine_area), np.full(len(coarse), coarse_area)])
+  in_box = np.concatenate([np.all(np.abs(fine) < bound, axis=1), np.zeros(len(coarse), bool)])
+  return x, areas, in_box
+
+
 def _logsumexp(v: np.ndarray) -> float:
   top = np.max(v)
   return float(top + np.log(np.sum(np.exp(v - top)))) if np.isfinite(top) else float(top)
 
 
-def log_partition(energy: Callable, bound: float, n: int) -> float:
-  """log Ẑ_m = log Σ_g a e^{U_m(x_g)} over the n × n cells x_g of [−bound, bound]², cell area a
-  (docs/theory.md (9.3))."""
-  x, area = grid(bound, n)
-  return _logsumexp(np.asarray(energy(x), np.float64)) + math.log(area)
+def _log_sums(u: np.ndarray, areas: np.ndarray, in_box: np.ndarray) -> tuple[float, float]:
+  """``(log Σ_g a_g e^{U_g}, the same over the box's cells)`` (9.3)."""
+  v = np.asarray(u, np.float64) + np.log(areas)
+  return _logsumexp(v), _logsumexp(v[in_box])
 
 
-def quadrature_kl(log_p: Callable, energy: Callable, bound: float, n: int = 256) -> float:
+def quadrature_kl(log_p: Callable, energy: Callable, bound: float, n: int = 256,
+                  outer: int = OUTER) -> float:
   """KL(p ‖ q_m), q_m ∝ exp U_m, by the midpoint rule on a grid (docs/theory.md (9.3)–(9.4)).
 
-  .. math:: \\log Ẑ_m = \\log Σ_g a\\, e^{U_m(x_g)},\\qquad
-            KL ≈ Σ_g a\\, p(x_g) [\\log p(x_g) − U_m(x_g) + \\log Ẑ_m]
+  .. math:: \\log Ẑ_m = \\log Σ_g a_g\\, e^{U_m(x_g)},\\qquad
+            KL ≈ Σ_g a_g\\, p(x_g) [\\log p(x_g) − U_m(x_g) + \\log Ẑ_m]
 
-  over the n × n cell centres x_g of [−bound, bound]², cell area a = (2·bound/n)².
-  Cells where p = 0 contribute 0. p is not renormalised on the grid, so the result
-  carries the quadrature error: U_m = log p gives P log P, P = Σ_g a p(x_g). Both p and
-  q_m are cut to the box. The rule is spectrally accurate for smooth densities (a
-  Gaussian of std σ: relative error ≈ 2 exp(−2π²σ²/h²) per axis, h the cell side), so
-  h ≤ σ of the sharpest feature suffices.
+  over :func:`plane_grid`'s cells x_g (areas a_g): fine (side h = 2·bound/n) on the data's
+  box [−bound, bound]² and a margin around it, coarser out to ±outer·bound, so that mass q_m
+  puts off the box, which it misses on the data, counts in Ẑ_m. Cells where p = 0 add 0.
+  p is not renormalised on the grid, so the result carries the quadrature error: U_m = log p
+  gives P log P, P = Σ_g a_g p(x_g). The rule is spectrally accurate for smooth densities (a
+  Gaussian of std σ: relative error ≈ 2 exp(−2π²σ²/h²) per axis), so h ≤ σ of the sharpest
+  feature suffices where the data are.
 
   Args:
     log_p: x[k, 2] -> log p(x)[k], the normalised log-density of the data.
     energy: x[k, 2] -> U_m(x)[k], the model's log-unnormalised density.
-    bound: the box half-width; n: cells per axis.
+    bound: the data box's half-width; n: cells per axis on it; outer: the grid's reach.
   """
-  x, area = grid(bound, n)
+  x, areas, in_box = plane_grid(bound, n, outer)
   lp = np.asarray(log_p(x), np.float64)
   u = np.asarray(energy(x), np.float64)
-  log_z = _logsumexp(u) + math.log(area)
+  log_z = _log_sums(u, areas, in_box)[0]
   p = np.exp(lp)
   on = p > 0
-  return float(np.sum(area * p[on] * (lp[on] - u[on] + log_z)))
+  return float(np.sum(areas[on] * p[on] * (lp[on] - u[on] + log_z)))
 
 
 def energy_mode_mass(energy: Callable, modes: np.ndarray, std: float, bound: float,
                      n: int = 192, n_std: float = 3.0, radial: int = 16,
-                     angular: int = 32) -> dict:
+                     angular: int = 32, outer: int = OUTER) -> dict:
   r"""How much of q_m ∝ exp U_m lies on the modes, and how evenly (docs/theory.md (9.6)–(9.7)).
 
   .. math:: M_c = \frac{1}{Ẑ_m} ∫_0^{rσ}∫_0^{2π} e^{U_m(μ_c + ρ(\cos θ, \sin θ))} ρ\,dθ\,dρ,
             \quad \text{near} = Σ_c M_c,\quad
             \text{factor} = \max_c \max(K w_c, 1/(K w_c)),\ w_c = M_c / \text{near}
 
-  Ẑ_m is the midpoint rule on the n × n grid of [−bound, bound]² (9.3). Each disk's integral
+  Ẑ_m is the midpoint rule (9.3) on :func:`plane_grid`'s cells: n × n on the data's box
+  [−bound, bound]², a fine margin, then coarser cells out to ±outer·bound. Each disk's integral
   is polar: Gauss–Legendre in ρ (``radial`` nodes) and the trapezoid rule in θ (``angular``
   nodes, spectrally accurate for a periodic integrand), so the disk's edge costs no error.
   For a mixture of well-separated isotropic Gaussians of std s and weights w_c,
@@ -176,10 +207,12 @@ def energy_mode_mass(energy: Callable, modes: np.ndarray, std: float, bound: flo
   Returns:
     ``model_near_modes``: the mass near any mode (1 for q_m concentrated on the modes);
     ``model_mode_factor``: the worst factor between a mode's share and the uniform 1/K
-    (1 for equal weights; ∞ when a mode has no mass).
+    (1 for equal weights; ∞ when a mode has no mass);
+    ``model_mass_outside``: the mass off the data's box (0 for q_m = p up to p's tails).
   """
   modes = np.asarray(modes, np.float64)
-  log_z = log_partition(energy, bound, n)
+  x, areas, in_box = plane_grid(bound, n, outer)
+  log_z, log_box = _log_sums(np.asarray(energy(x), np.float64), areas, in_box)
   nodes, weights = np.polynomial.legendre.leggauss(radial)
   rho = 0.5 * n_std * std * (nodes + 1.0)                  # Gauss–Legendre on [0, rσ]
   w_rho = 0.5 * n_std * std * weights * rho                # ... times the Jacobian ρ
@@ -194,7 +227,8 @@ def energy_mode_mass(energy: Callable, modes: np.ndarray, std: float, bound: flo
   share = mass * len(modes) / near if near > 0 else np.zeros_like(mass)
   with np.errstate(divide="ignore"):
     factor = float(np.max(np.maximum(share, np.where(share > 0, 1.0 / share, np.inf))))
-  return {"model_near_modes": near, "model_mode_factor": factor}
+  return {"model_near_modes": near, "model_mode_factor": factor,
+          "model_mass_outside": float(-np.expm1(log_box - log_z)) + 0.0}  # + 0.0: no −0
 
 
 _knn_entropy = jax.jit(kozachenko_leonenko, static_argnums=1)

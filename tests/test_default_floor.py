@@ -18,10 +18,11 @@ DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 @pytest.mark.slow  # ~80 s alone on 2 CPU cores: 3 000 training steps (~65 steps/s), compiling, evaluating
 def test_a_short_default_run_learns_the_data(tmp_path):
-  """Measured at 3 000 steps (seed 0): MMD² 0.0014 between 1 000 samples and held-out data,
-  q_m's mass within 3σ of the modes 0.19. Untrained (1 step): 0.26 and 0.028; the full
-  default run: MMD² ≤ 0.0002 and 0.60–0.79 on seeds 0–2. Asserted: MMD² < 0.003 and mass
-  > 0.1 (about 2× from the short run's values, far from the untrained ones)."""
+  """Measured at 3 000 steps (seed 0): MMD² 0.0014 between 1 000 samples and held-out data
+  (−2.7e-5 on another day: MMD²_u can be negative), q_m's mass within 3σ of the modes 0.150
+  (over q_m normalised on the plane, docs/theory.md (9.3)). Untrained (1 step): 0.26 and
+  0.0007. Asserted: MMD² < 0.003 and mass > 0.075 (about 2× from the short run's values, far
+  from the untrained ones)."""
   workdir = str(tmp_path / "run")
   argv = ["--config.steps=3000", "--config.batch_size=64", "--config.eval_samples=1000",
           "--config.evaluation.mcmc_steps=0", "--config.picture_every=0",
@@ -30,4 +31,4 @@ def test_a_short_default_run_learns_the_data(tmp_path):
   summary = json.load(open(os.path.join(workdir, "summary.json")))
   assert summary["status"] == "ok" and summary["steps_done"] == 3000
   assert summary["mmd2"] < 0.003, summary["mmd2"]
-  assert summary["model_near_modes"] > 0.1, summary["model_near_modes"]
+  assert summary["model_near_modes"] > 0.075, summary["model_near_modes"]

@@ -39,14 +39,13 @@ def gaussian_samples(seed, n, shift=0.0):
 
 def test_quadrature_kl_is_zero_at_the_true_log_density():
   """U_m = the 25-gaussians log p: the estimate is P log P, P the grid mass of p. σ = 0.05;
-  on ±4.5 (9σ beyond the outer modes: no mass outside) with 256 cells per axis
-  (h = 0.035 = 0.7σ: midpoint error ≈ 2exp(−2π²/0.49) ≈ 1e-17) it is only float32 rounding:
-  measured −2.0e-7 (128 cells, h = 1.4σ: −2.4e-5). On the summary's picture box ±4.15
-  (3σ beyond the outer modes) the mass outside makes it −9.1e-4."""
+  on the summary's box ±4.15 (3σ beyond the outer modes, 256 cells: h = 0.032 = 0.65σ) with
+  Ẑ_m over the plane out to ±12.45 (p's tails beyond the box counted) it is only rounding:
+  measured 3.0e-7. Cut to the box (outer = 1), p's mass outside it makes it −9.1e-4."""
   d = toy.get("25gaussians")
-  kl = metrics.quadrature_kl(d.log_prob, d.log_prob, 4.5, 256)
-  assert abs(kl) < 1e-3, kl
-  assert abs(metrics.quadrature_kl(d.log_prob, d.log_prob, d.scale, 256)) < 2e-3
+  assert abs(metrics.quadrature_kl(d.log_prob, d.log_prob, d.scale, 256)) < 1e-5
+  cut = metrics.quadrature_kl(d.log_prob, d.log_prob, d.scale, 256, outer=1)
+  assert abs(cut + 9.1e-4) < 1e-4, cut
 
 
 def test_quadrature_kl_between_two_gaussians_is_the_closed_form():
@@ -160,17 +159,49 @@ def test_energy_mode_mass_of_an_uneven_mixture_is_the_closed_form(s_over_sigma):
 
 
 def test_energy_mode_mass_of_the_data_itself_and_of_an_energy_off_the_modes():
-  """U = log p of 25-gaussians: near = 1 − e^{−4.5} = 0.98889, over Ẑ_m of the box, which
-  misses p's 7.9e-4 outside it (evaluation.py): measured +7.83e-4, asserted 1e-4 around that;
-  factor 1 (measured 1.2e-7). A bump away from every mode: near ≈ 0, factor = ∞ where a mode's
-  share underflows to 0."""
+  """U = log p of 25-gaussians: near = 1 − e^{−4.5} = 0.98889 (measured error 3.9e-7, asserted
+  1e-5), factor 1 (measured 1.2e-7); the mass off the box ±4.15 is the outer modes' tails,
+  1 − (1 − 0.4·Φ(−3))² = 1.0796e-3, measured 7.906e-4: the box's edge cuts each tail 3σ out,
+  where the midpoint rule (h = 0.86σ) errs by O(h²) (asserted 6e-4, 2× that). A bump away
+  from every mode: near ≈ 0, factor = ∞ where a mode's share underflows to 0."""
   d = toy.get("25gaussians")
   out = metrics.energy_mode_mass(d.log_prob, d.modes, d.std, d.scale, 192)
-  assert abs(out["model_near_modes"] - (1 - math.exp(-4.5)) - 7.9e-4) < 1e-4, out
+  assert abs(out["model_near_modes"] - (1 - math.exp(-4.5))) < 1e-5, out
   assert abs(out["model_mode_factor"] - 1.0) < 1e-5, out
+  tail = 0.5 * math.erfc(3 / math.sqrt(2))
+  assert abs(out["model_mass_outside"] - (1 - (1 - 0.4 * tail) ** 2)) < 6e-4, out
   far = metrics.energy_mode_mass(lambda x: -((np.asarray(x) - 1.0) ** 2).sum(-1) / 0.01,
                                  d.modes, d.std, d.scale, 192)
   assert far["model_near_modes"] < 1e-6 and far["model_mode_factor"] == np.inf, far
+
+
+def test_mass_the_energy_puts_off_the_data_box_is_counted():
+  """q_m = 0.8·p + 0.2·N((5, 0), 0.5²I), p the three-mode mixture below (σ = 0.05, box ±3): a
+  fifth of q_m lies off the box, where the data never are. Closed forms: near = 0.8·(1 − e^{−4.5})
+  = 0.79111, the mass off the box 0.2·(1 − Φ(−4)) = 0.199994, KL(p ‖ q_m) = −log 0.8 = 0.22314
+  (the bump's density on p's modes is < e^{−18} of p's). Measured errors −1.1e-6, +1.2e-6 and
+  +1.5e-6 (asserted 3e-6), of the factor 1/0.6: 7.6e-8. Cut to the box (outer = 1), q_m would
+  pass for p: KL 7.9e-6 and near 0.98888."""
+  sigma, bump_at, bump_s = 0.05, np.array([5.0, 0.0]), 0.5
+  modes = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, -2.0]])
+  weights = np.array([0.5, 0.3, 0.2])
+  log_p = _mixture_log_density(modes, weights, sigma)
+  log_bump = _mixture_log_density(bump_at[None], np.ones(1), bump_s)
+
+  def energy(x):  # log(0.8 p + 0.2 bump) + 3 (unnormalised), log p itself carries + 3
+    return np.logaddexp(math.log(0.8) + log_p(x), math.log(0.2) + log_bump(x))
+
+  def log_p_normalised(x):
+    return log_p(x) - 3.0
+  out = metrics.energy_mode_mass(energy, modes, sigma, 3.0, 192)
+  assert abs(out["model_near_modes"] - 0.8 * (1 - math.exp(-4.5))) < 3e-6, out
+  assert abs(out["model_mass_outside"] - 0.2 * (1 - 0.5 * math.erfc(4 / math.sqrt(2)))) < 3e-6
+  assert abs(out["model_mode_factor"] - 1 / 0.6) < 1e-6, out
+  kl = metrics.quadrature_kl(log_p_normalised, energy, 3.0, 192)
+  assert abs(kl + math.log(0.8)) < 3e-6, kl
+  cut = metrics.quadrature_kl(log_p_normalised, energy, 3.0, 192, outer=1)
+  cut_near = metrics.energy_mode_mass(energy, modes, sigma, 3.0, 192, outer=1)
+  assert abs(cut) < 2e-5 and abs(cut_near["model_near_modes"] - (1 - math.exp(-4.5))) < 1e-5
 
 
 def test_mode_metrics_of_a_widened_mixture_are_the_chi2_closed_forms():

@@ -4,17 +4,20 @@
                      samples and eval_samples held-out data points, drawn with their own key
   kl_generator_data  KL(q_f ‖ p) from the generator samples (kNN entropy), where the
                      dataset has a closed-form log_prob
-  kl_data_model      KL(p ‖ q_m) of the energy by quadrature on a GRID × GRID grid over the
-                     picture box ±dataset.scale, where the dataset has a log_prob and the
-                     game an energy (not for a GAN's logit)
-  model_near_modes   on the Gaussian mixtures: the mass of q_m within 3σ of a mode, and the
-  model_mode_factor  worst factor between a mode's share of it and 1/K (docs/theory.md (9.6)-(9.7))
+  kl_data_model      KL(p ‖ q_m) of the energy by quadrature: GRID × GRID cells on the
+                     picture box ±dataset.scale, Ẑ_m over the plane out to 3× the box
+                     (docs/theory.md (9.3)), where the dataset has a log_prob and the game an
+                     energy (not for a GAN's logit)
+  model_near_modes   on the Gaussian mixtures: the mass of q_m within 3σ of a mode, the
+  model_mode_factor  worst factor between a mode's share of it and 1/K (docs/theory.md
+  model_mass_outside (9.6)-(9.7)), and its mass off the box, where the data never are
 
-For a perfect model (U_m = log p) kl_data_model is not 0 but minus the mass of p outside
-the box: −7.9e-4 (25gaussians), −4.2e-4 (8gaussians), −1.1e-4 (circles), −4e-5 (rings), 0
-(checkerboard). Times at eval_samples = 2500 with the default 256×3 MLPs on this project's
-loaded 2-CPU machine, after the first call (which compiles: 0.3–1 s more): mmd2 0.28–0.31 s,
-kl_generator_data 0.04–0.05 s, kl_data_model 0.49–0.57 s (the energy on 192² points).
+For a perfect model (U_m = log p) kl_data_model is 0 up to the quadrature (3e-7 on
+25gaussians) and model_mass_outside is p's own mass off the box (1.1e-3 on 25gaussians,
+whose outer modes lie 3σ inside it). Times at eval_samples = 2500 with the default 256×3 MLPs
+on this project's loaded 2-CPU machine, after the first call (which compiles: 0.3–1 s more):
+mmd2 0.28–0.31 s, kl_generator_data 0.04–0.05 s, kl_data_model 0.49–0.57 s with the energy
+on the box's 192² points (the plane's 61 296 cost about 1.7× that).
 """
 
 from __future__ import annotations

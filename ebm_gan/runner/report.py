@@ -37,7 +37,8 @@ METRICS = {
     "stray": ("stray %", 100.0),
     "mode_kl": ("mode KL", 1.0), "mmd2": ("MMD²", 1.0),
     "kl_data_model": ("KL(p‖q_m)", 1.0), "model_near_modes": ("q_m near modes %", 100.0),
-    "model_mode_factor": ("q_m mode factor", 1.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
+    "model_mode_factor": ("q_m mode factor", 1.0),
+    "model_mass_outside": ("q_m off the box %", 100.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
 GROUP_EXCLUDES = ("member", "seed", "status")
