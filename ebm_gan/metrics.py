@@ -159,6 +159,14 @@ def _log_sums(u: np.ndarray, areas: np.ndarray, in_box: np.ndarray) -> tuple[flo
   return _logsumexp(v), _logsumexp(v[in_box])
 
 
+def log_partition(energy: Callable, bound: float, n: int = 192, outer: int = OUTER) -> float:
+  """log Ẑ_m = log Σ_g a_g e^{U_m(x_g)} over :func:`plane_grid`'s cells: the data's box
+  [−bound, bound]² at n cells per axis and the plane around it out to ±outer·bound
+  (docs/theory.md (9.3))."""
+  x, areas, in_box = plane_grid(bound, n, outer)
+  return _log_sums(np.asarray(energy(x), np.float64), areas, in_box)[0]
+
+
 def quadrature_kl(log_p: Callable, energy: Callable, bound: float, n: int = 256,
                   outer: int = OUTER) -> float:
   """KL(p ‖ q_m), q_m ∝ exp U_m, by the midpoint rule on a grid (docs/theory.md (9.3)–(9.4)).

@@ -12,11 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 import numpy as np  # noqa: E402
 
+from ebm_gan import metrics  # noqa: E402
 from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
 
 
 # Every energy picture shows the energy model's normalised log-density on the picture's box,
-# log q_m(x) = U(x) − log Ẑ_m with Ẑ_m = Σ_grid cell·e^U (docs/theory.md (9.3)), which does not
+# log q_m(x) = U(x) − log Ẑ_m with Ẑ_m over the plane around it, the summary's (docs/theory.md
+# (9.3); mass q_m puts off the box lowers every colour inside it), which does not
 # depend on U's arbitrary offset, on this FIXED scale (nats), with one perceptually uniform
 # colour map, so that a run's pictures compare step to step and run to run. A density of the
 # data has its peaks at log p: +0.9 nats at the 25-gaussians' modes (σ 0.05), +1.8 at the
@@ -24,7 +26,7 @@ from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-export
 LOGQ_FLOOR, LOGQ_CEIL = -14.0, 4.0
 LEVELS = np.linspace(LOGQ_FLOOR, LOGQ_CEIL, 37)
 CMAP = "viridis"
-LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised on the box)"
+LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised over the plane)"
 DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
 SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
 
@@ -37,22 +39,32 @@ def energy_grid(energy_fn, scale: float, resolution: int = 160):
   return xs, xs, np.asarray(energy_fn(pts)).reshape(resolution, resolution)
 
 
-def log_density(u, scale: float):
-  """log q_m = U − log Σ cell·e^U on the grid of :func:`energy_grid` over [−scale, scale]²,
-  clipped to [LOGQ_FLOOR, LOGQ_CEIL]: the pictures' fixed scale."""
+def plane_log_z(energy_fn, scale: float) -> float:
+  """log Ẑ_m over the plane around the picture's box (:func:`ebm_gan.metrics.log_partition`,
+  the summary's normaliser), so that the colours are the summary's log q_m."""
+  return metrics.log_partition(energy_fn, scale)
+
+
+def log_density(u, scale: float, log_z: float | None = None):
+  """log q_m = U − log Ẑ_m, clipped to [LOGQ_FLOOR, LOGQ_CEIL]: the pictures' fixed scale.
+  ``log_z``: the plane's (:func:`plane_log_z`); None: log Σ cell·e^U on the grid of
+  :func:`energy_grid` over [−scale, scale]² (pictures saved before the plane's was kept)."""
   u = np.asarray(u, np.float64)
-  cell = (2.0 * scale / (u.shape[0] - 1)) * (2.0 * scale / (u.shape[1] - 1))
   finite = u[np.isfinite(u)]
   if finite.size == 0:
     return np.full(u.shape, LOGQ_FLOOR)
-  top = finite.max()
-  log_z = top + np.log(np.sum(np.exp(finite - top)) * cell)
+  if log_z is None or not np.isfinite(log_z):
+    cell = (2.0 * scale / (u.shape[0] - 1)) * (2.0 * scale / (u.shape[1] - 1))
+    top = finite.max()
+    log_z = top + np.log(np.sum(np.exp(finite - top)) * cell)
   return np.clip(np.nan_to_num(u - log_z, nan=LOGQ_FLOOR), LOGQ_FLOOR, LOGQ_CEIL)
 
 
-def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool = True):
+def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool = True,
+                 log_z: float | None = None):
   """Draws log q_m (fixed scale) with data and samples on ``ax``; returns the contour set."""
-  cs = ax.contourf(xs, xs, log_density(u, scale), levels=LEVELS, cmap=CMAP, extend="both")
+  cs = ax.contourf(xs, xs, log_density(u, scale, log_z), levels=LEVELS, cmap=CMAP,
+                   extend="both")
   if data is not None:
     ax.scatter(data[:, 0], data[:, 1], **DATA_STYLE)
   if samples is not None:
@@ -86,7 +98,7 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
   """Saves a PNG: generated samples (and data, if given) over log q_m on the fixed scale."""
   xs, _, u = energy_grid(energy_fn, scale)
   fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
-  cs = energy_panel(ax, xs, u, scale, samples, data)
+  cs = energy_panel(ax, xs, u, scale, samples, data, log_z=plane_log_z(energy_fn, scale))
   _colorbar(fig, cs, ax)
   _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
   fig.suptitle(title, fontsize=10)
@@ -110,14 +122,17 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
     title: the figure's title.
   """
   xs, _, u = energy_grid(energy_fn, scale, resolution=120)
+  log_z = plane_log_z(energy_fn, scale)
   np.savez_compressed(os.path.splitext(path)[0] + ".npz", xs=xs, u=u, samples=samples,
-                      data=np.zeros((0, 2)) if data is None else data, scale=scale)
+                      data=np.zeros((0, 2)) if data is None else data, scale=scale,
+                      log_z=log_z)
   fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
-  left.contour(xs, xs, log_density(u, scale), levels=LEVELS[::3], cmap=CMAP, linewidths=0.7)
+  left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
+               linewidths=0.7)
   if data is not None:
     left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
   left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
-  cs = energy_panel(right, xs, u, scale)
+  cs = energy_panel(right, xs, u, scale, log_z=log_z)
   for ax in (left, right):
     ax.set_xlim(-scale, scale)
     ax.set_ylim(-scale, scale)
@@ -154,7 +169,8 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
   for ax, i in zip(axes.ravel(), picks):
     with np.load(os.path.join(folder, names[i])) as z:
       cs = energy_panel(ax, z["xs"], z["u"], float(z["scale"]), z["samples"],
-                        z["data"] if len(z["data"]) else None, labels=False)
+                        z["data"] if len(z["data"]) else None, labels=False,
+                        log_z=float(z["log_z"]) if "log_z" in z.files else None)
     ax.set_title(f"step {int(names[i][5:-4])}", fontsize=9)
   for ax in axes.ravel()[len(picks):]:
     ax.axis("off")
