@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -16,14 +17,15 @@ from ebm_gan import metrics  # noqa: E402
 from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
 
 
-# Every energy picture shows the energy model's normalised log-density on the picture's box,
-# log q_m(x) = U(x) − log Ẑ_m with Ẑ_m over the plane around it, the summary's (docs/theory.md
+# Every energy picture shows the energy model's normalised log-density over VIEW times the
+# data's box, log q_m(x) = U(x) − log Ẑ_m with Ẑ_m over the plane, the summary's (docs/theory.md
 # (9.3); mass q_m puts off the box lowers every colour inside it), which does not
 # depend on U's arbitrary offset, on this FIXED scale (nats), with one perceptually uniform
 # colour map, so that a run's pictures compare step to step and run to run. A density of the
 # data has its peaks at log p: +0.9 nats at the 25-gaussians' modes (σ 0.05), +1.8 at the
 # 8-gaussians' (σ 0.02), about −3 on the swissroll.
 LOGQ_FLOOR, LOGQ_CEIL = -14.0, 4.0
+VIEW = 1.5  # energy pictures show 1.5× the data's box (drawn dashed): q_m's mass off it shows
 LEVELS = np.linspace(LOGQ_FLOOR, LOGQ_CEIL, 37)
 CMAP = "viridis"
 LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised over the plane)"
@@ -61,10 +63,14 @@ def log_density(u, scale: float, log_z: float | None = None):
 
 
 def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool = True,
-                 log_z: float | None = None):
-  """Draws log q_m (fixed scale) with data and samples on ``ax``; returns the contour set."""
+                 log_z: float | None = None, box: float | None = None):
+  """Draws log q_m (fixed scale) over [−scale, scale]² with data and samples on ``ax``, and
+  the data's box ±``box`` dashed; returns the contour set."""
   cs = ax.contourf(xs, xs, log_density(u, scale, log_z), levels=LEVELS, cmap=CMAP,
                    extend="both")
+  if box is not None and box < scale:
+    ax.add_patch(plt.Rectangle((-box, -box), 2 * box, 2 * box, fill=False, ls="--", lw=0.8,
+                               ec="white", alpha=0.8, label="data's box"))
   if data is not None:
     ax.scatter(data[:, 0], data[:, 1], **DATA_STYLE)
   if samples is not None:
@@ -82,7 +88,9 @@ def _legend(ax, **kwargs):
   leg = ax.legend(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
   for handle in leg.legend_handles:
     handle.set_alpha(1)
-    if tuple(handle.get_facecolor()[0][:3]) == (1.0, 1.0, 1.0):
+    if isinstance(handle, matplotlib.patches.Rectangle):
+      handle.set_edgecolor("0.3")  # the data's box: white on the picture, grey on the frame
+    elif tuple(np.atleast_2d(handle.get_facecolor())[0][:3]) == (1.0, 1.0, 1.0):
       handle.set_edgecolor("0.4")  # white data points, visible on the legend's frame
   return leg
 
@@ -95,12 +103,15 @@ def _colorbar(fig, cs, ax):
 
 def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
                         title: str = "") -> None:
-  """Saves a PNG: generated samples (and data, if given) over log q_m on the fixed scale."""
-  xs, _, u = energy_grid(energy_fn, scale)
+  """Saves a PNG: generated samples (and data, if given) over log q_m on the fixed scale,
+  over :data:`VIEW` times the data's box [−scale, scale]² (dashed)."""
+  view = VIEW * scale
+  xs, _, u = energy_grid(energy_fn, view, resolution=240)
   fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
-  cs = energy_panel(ax, xs, u, scale, samples, data, log_z=plane_log_z(energy_fn, scale))
+  cs = energy_panel(ax, xs, u, view, samples, data, log_z=plane_log_z(energy_fn, scale),
+                    box=scale)
   _colorbar(fig, cs, ax)
-  _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
+  _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, borderaxespad=0.2)
   fig.suptitle(title, fontsize=10)
   fig.savefig(path)
   plt.close(fig)
@@ -117,22 +128,23 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
     path: the PNG file.
     samples: generator samples [N, 2].
     energy_fn: ``x[M, 2] -> U[M]`` (higher = more probable).
-    scale: the plot covers [−scale, scale]².
+    scale: the data's box [−scale, scale]²; the plot covers :data:`VIEW` times it.
     data: optional data samples [N', 2].
     title: the figure's title.
   """
-  xs, _, u = energy_grid(energy_fn, scale, resolution=120)
-  log_z = plane_log_z(energy_fn, scale)
+  box, scale = scale, VIEW * scale
+  xs, _, u = energy_grid(energy_fn, scale, resolution=180)
+  log_z = plane_log_z(energy_fn, box)
   np.savez_compressed(os.path.splitext(path)[0] + ".npz", xs=xs, u=u, samples=samples,
                       data=np.zeros((0, 2)) if data is None else data, scale=scale,
-                      log_z=log_z)
+                      log_z=log_z, box=box)
   fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
   left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
                linewidths=0.7)
   if data is not None:
     left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
   left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
-  cs = energy_panel(right, xs, u, scale, log_z=log_z)
+  cs = energy_panel(right, xs, u, scale, log_z=log_z, box=box)
   for ax in (left, right):
     ax.set_xlim(-scale, scale)
     ax.set_ylim(-scale, scale)
@@ -170,7 +182,8 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
     with np.load(os.path.join(folder, names[i])) as z:
       cs = energy_panel(ax, z["xs"], z["u"], float(z["scale"]), z["samples"],
                         z["data"] if len(z["data"]) else None, labels=False,
-                        log_z=float(z["log_z"]) if "log_z" in z.files else None)
+                        log_z=float(z["log_z"]) if "log_z" in z.files else None,
+                        box=float(z["box"]) if "box" in z.files else None)
     ax.set_title(f"step {int(names[i][5:-4])}", fontsize=9)
   for ax in axes.ravel()[len(picks):]:
     ax.axis("off")
