@@ -119,6 +119,11 @@ def test_a_wall_time_missing_earlier_segments_is_marked_and_explained(tmp_path):
   assert "provenance read for 0" in text  # no provenance.json: said, not guessed
   rows[1].update(wall_s_from_step="5000")  # the same, written by this version
   assert report._partial_wall(rows[1]) and not report._partial_wall(rows[0])
+  # A finished member evaluated again without the record: no training in its wall time at all
+  lost = [dict(r, wall_s="0.01", steps_done="16000", wall_s_from_step="16000") for r in rows]
+  _write(tmp_path, lost)
+  lines = report.aggregate(report.read_rows(str(tmp_path)))
+  assert {line["wall s"] for line in lines} == {"– †"}
 
 
 def test_notes_show_a_member_resumed_under_another_revision(tmp_path):

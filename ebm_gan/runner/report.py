@@ -80,6 +80,14 @@ def _partial_wall(row: dict) -> bool:
   return _number(row.get("resumed_from")) > 0
 
 
+def _value(row: dict, key: str) -> float:
+  """A member's metric; its wall time is unknown (NaN) when it counts from its last step
+  (a finished run evaluated again, whose earlier segments left no record)."""
+  if key == "wall_s" and _number(row.get("wall_s_from_step")) >= _number(row.get("steps_done")):
+    return math.nan
+  return _number(row.get(key))
+
+
 def _mean_std(values: Sequence[float]) -> str:
   v = np.asarray([x for x in values if math.isfinite(x)], np.float64)
   if v.size == 0:
@@ -115,9 +123,9 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     line = {"method": method, "dataset": dataset, "seeds ok": f"{len(ok)}/{len(members)}"}
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
-        line[heading] = _mean_std([_number(m.get(key)) * scale for m in ok])
-    if line.get("wall s") and any(_partial_wall(m) for m in ok):
-      line["wall s"] += PARTIAL_MARK
+        line[heading] = _mean_std([_value(m, key) * scale for m in ok])
+    if "wall s" in line and any(_partial_wall(m) for m in ok):
+      line["wall s"] = (line["wall s"] or "–") + PARTIAL_MARK
     out.append(line)
   return out
 
