@@ -21,8 +21,10 @@ def test_a_perfect_model_scores_near_zero_on_every_metric():
   """Generator samples = fresh data, energy = log p (25 gaussians). Measured: mmd2 3.0e-6
   (tolerance 1e-3, 3 std of MMD²_u between samples of one law, test_metrics);
   kl_generator_data 0.034 (the kNN entropy's error, std 0.034; tolerance 0.07 ≈ 2×);
-  kl_data_model −7.9e-4 (minus the mass of p outside the picture box ±4.15, 3σ beyond the
-  outer modes; tolerance 1.6e-3 = 2×); model_near_modes 0.98967 (0.98889 + that 7.9e-4).
+  kl_data_model 3e-7 (q_m normalised over the plane, docs/theory.md (9.3); tolerance 1e-5);
+  model_near_modes 0.98889 = 1 − e^{−4.5} (error 4e-7, tolerance 1e-5); model_mass_outside
+  7.9e-4 (p's own mass off the box ±4.15, 3σ beyond the outer modes: 1.08e-3, less the
+  midpoint rule's error at the box's edge; tolerance 6e-4, tests/test_metrics.py).
   A shift by 0.5 gives mmd2 0.0080."""
   exp = _exp("25gaussians")
   m = evaluation.DensityMetrics(exp)
@@ -32,11 +34,13 @@ def test_a_perfect_model_scores_near_zero_on_every_metric():
   samples = np.asarray(sample(jax.random.PRNGKey(7), 2500))
   out = m(samples, m.log_prob)
   assert set(out) == {"mmd2", "kl_generator_data", "kl_data_model", "model_near_modes",
-                      "model_mode_factor"}
+                      "model_mode_factor", "model_mass_outside"}
   assert abs(out["mmd2"]) < 1e-3 and abs(out["kl_generator_data"]) < 0.07, out
-  assert abs(out["kl_data_model"]) < 1.6e-3, out
+  assert abs(out["kl_data_model"]) < 1e-5, out
   # 1 − e^{−4.5} = 0.98889 of p lies within 3σ of a mode, equally shared (tests/test_metrics.py)
-  assert abs(out["model_near_modes"] - 0.98889) < 2e-3 and out["model_mode_factor"] < 1 + 1e-5, out
+  assert abs(out["model_near_modes"] - (1 - np.exp(-4.5))) < 1e-5, out
+  assert out["model_mode_factor"] < 1 + 1e-5, out
+  assert abs(out["model_mass_outside"] - 1.08e-3) < 6e-4, out
   assert m(samples + 0.5, m.log_prob)["mmd2"] > 0.004  # measured 0.0080
 
 
