@@ -39,6 +39,7 @@ def test_aggregate_means_and_sample_stds_over_the_ok_seeds(tmp_path):
   assert a["wall s"] == "11 ± 1.4"
   unlabelled = next(line for line in lines if line["method"] != "A")
   assert unlabelled["modes"] == "20 ± 0"  # one seed: no spread
+  assert list(a) == ["method", "dataset", "seeds ok", "modes", "high-quality %", "wall s"]
   assert unlabelled["method"] == "the config as given"  # no label, no override but the seed
 
 
@@ -51,6 +52,7 @@ def test_a_sweep_without_a_dataset_override_reads_the_members_config(tmp_path):
       json.dump({"dataset": "8gaussians", "seed": int(r["seed"])}, f)
   os.remove(tmp_path / "003" / "config.json")  # unreadable: left blank, not guessed
   lines = report.aggregate(report.read_rows(str(tmp_path)))
+  assert [list(line) for line in lines][0] == list(lines[1])  # the same columns in each row
   assert [(line["method"], line["dataset"]) for line in lines] == [
       ("A", "8gaussians"), ("the config as given", "")]
 

@@ -127,7 +127,10 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     if "wall s" in line and any(_partial_wall(m) for m in ok):
       line["wall s"] = (line["wall s"] or "–") + PARTIAL_MARK
     out.append(line)
-  return out
+  # one column order for every row (METRICS'), whichever rows report a metric
+  found = {h for line in out for h in line}
+  order = ["method", "dataset", "seeds ok"] + [h for h, _ in METRICS.values() if h in found]
+  return [{h: line.get(h, "") for h in order} for line in out]
 
 
 def _provenances(sweep_dir: str, rows: Sequence[dict]) -> list[dict]:
