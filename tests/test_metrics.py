@@ -124,6 +124,15 @@ def test_grid_cells_tile_the_box(bound, n):
                              rtol=1e-6)
 
 
+def test_the_plane_grid_tiles_three_times_the_box_and_marks_the_box():
+  x, areas, in_box = metrics.plane_grid(4.15, 192)
+  assert math.isclose(areas.sum(), (2 * 3 * 4.15) ** 2, rel_tol=1e-9)  # no gap, no overlap
+  assert math.isclose(areas[in_box].sum(), (2 * 4.15) ** 2, rel_tol=1e-9)
+  assert in_box.sum() == 192 * 192 and np.abs(x).max() < 3 * 4.15
+  with pytest.raises(ValueError, match="must be odd"):
+    metrics.plane_grid(1.0, 192, outer=2)
+
+
 def test_mmd_flattens_image_samples():
   """Two 2×2×1 images of zeros vs two of ones, h = 1: the pixels differ by ‖1‖² = 4, so
   MMD²_u = k(x₁, x₂) + k(y₁, y₂) − 2·k(x, y) = 1 + 1 − 2e^{−4/2} = 1.729329 (9.1)."""
