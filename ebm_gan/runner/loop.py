@@ -69,7 +69,7 @@ class WallClock:
     self._t0 = time.perf_counter()
     self.from_step, self.before = fallback if start > 0 and fallback else (start, 0.0)
     kept = {str(start): self.before}
-    saved = _read_json(self._path) if start > 0 else None
+    saved = record.read_json_object(self._path) if start > 0 else None
     try:
       at = saved["at_step"]
       from_step, before = int(saved["from_step"]), float(at[str(start)])
@@ -104,14 +104,6 @@ class WallClock:
     except OSError as e:
       print(f"warning: could not record the wall time at step {step} in {self._path} ({e}); "
             "a run resumed from this step counts its wall time from there.", file=sys.stderr)
-
-
-def _read_json(path: str):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -147,7 +147,7 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
           "git_revision": git_revision(), "argv": list(sys.argv if argv is None else argv),
           "platform": platform.platform()}
   path = os.path.join(workdir, PROVENANCE)
-  earlier = _read_json_object(path) if from_step > 0 else None
+  earlier = read_json_object(path) if from_step > 0 else None
   if earlier is not None:
     earlier.setdefault("from_step", 0)
     info = dict(earlier, resumed=list(earlier.get("resumed", [])) + [info])
@@ -156,7 +156,7 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
 
 def read_provenance(workdir: str) -> dict:
   """``<workdir>/provenance.json`` ({} when absent or unreadable)."""
-  return _read_json_object(os.path.join(workdir, PROVENANCE)) or {}
+  return read_json_object(os.path.join(workdir, PROVENANCE)) or {}
 
 
 def training_wall(workdir: str, step: int) -> tuple[int, float] | None:
@@ -166,7 +166,7 @@ def training_wall(workdir: str, step: int) -> tuple[int, float] | None:
   lacks that step (a run folder from before that record). An older summary without
   ``wall_s_from_step`` counted from its ``resumed_from``.
   """
-  found = _read_json_object(os.path.join(workdir, SUMMARY_JSON))
+  found = read_json_object(os.path.join(workdir, SUMMARY_JSON))
   try:
     if found["steps_done"] != step:
       return None
@@ -175,7 +175,8 @@ def training_wall(workdir: str, step: int) -> tuple[int, float] | None:
     return None
 
 
-def _read_json_object(path: str) -> dict | None:
+def read_json_object(path: str) -> dict | None:
+  """The JSON object in ``path``; None when it is absent, unreadable or not an object."""
   try:
     with open(path) as f:
       found = json.load(f)

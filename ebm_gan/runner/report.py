@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import json
 import math
 import os
 from typing import Sequence
@@ -29,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from ebm_gan.runner import pictures
+from ebm_gan.runner import record
 from ebm_gan.runner import tables
 
 # Summary column → (table heading, scale). high_quality is a fraction; shown in %.
@@ -57,11 +57,8 @@ def read_rows(sweep_dir: str) -> list[dict]:
 
 
 def _config_value(member_dir: str, key: str) -> str:
-  try:
-    with open(os.path.join(member_dir, "config.json")) as f:
-      return str(json.load(f).get(key, ""))
-  except (OSError, ValueError, AttributeError):
-    return ""
+  found = record.read_json_object(os.path.join(member_dir, "config.json")) or {}
+  return str(found.get(key, ""))
 
 
 def _number(text: str) -> float:
@@ -134,15 +131,7 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
 
 
 def _provenances(sweep_dir: str, rows: Sequence[dict]) -> list[dict]:
-  out = []
-  for row in rows:
-    path = os.path.join(sweep_dir, row.get("member", ""), "provenance.json")
-    try:
-      with open(path) as f:
-        out.append(json.load(f))
-    except (OSError, ValueError):
-      out.append({})
-  return out
+  return [record.read_provenance(os.path.join(sweep_dir, row.get("member", ""))) for row in rows]
 
 
 def _history(provenance: dict, read) -> str:
