@@ -203,11 +203,7 @@ def _replace_atomically(path: str, text: str) -> None:
 
 
 def _status_of(path: str) -> str | None:
-  try:
-    with open(path) as f:
-      return json.load(f).get("status")
-  except (OSError, ValueError, AttributeError):
-    return None
+  return (read_json_object(path) or {}).get("status")
 
 
 def write_summary(workdir: str, summary: dict) -> None:
