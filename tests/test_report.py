@@ -39,7 +39,11 @@ def test_aggregate_means_and_sample_stds_over_the_ok_seeds(tmp_path):
   assert a["wall s"] == "11 ± 1.4"
   unlabelled = next(line for line in lines if line["method"] != "A")
   assert unlabelled["modes"] == "20 ± 0"  # one seed: no spread
+  assert unlabelled["wall s"] == "5"  # one wall time: no "± 0"
   assert list(a) == ["method", "dataset", "seeds ok", "modes", "high-quality %", "wall s"]
+  grouped = [dict(r, wall_s="30") for r in ROWS]  # seeds trained as one vmapped group
+  _write(tmp_path, grouped)
+  assert report.aggregate(report.read_rows(str(tmp_path)))[0]["wall s"] == "30"
   assert unlabelled["method"] == "the config as given"  # no label, no override but the seed
 
 

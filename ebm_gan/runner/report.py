@@ -92,6 +92,13 @@ def _mean_std(values: Sequence[float]) -> str:
   return f"{v.mean():.4g} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2g}"
 
 
+def _wall_cell(values: Sequence[float]) -> str:
+  """The wall time: one number when the members share it (seeds that trained as one vmapped
+  group, or one seed), else mean ± std over members that trained apart."""
+  finite = {x for x in values if math.isfinite(x)}
+  return f"{finite.pop():.4g}" if len(finite) == 1 else _mean_std(values)
+
+
 def _override_keys(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
   """The columns that are overrides: those before 'status' in the sweep table."""
   cols = list(rows[0]) if rows else []
@@ -120,7 +127,8 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
     line = {"method": method, "dataset": dataset, "seeds ok": f"{len(ok)}/{len(members)}"}
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
-        line[heading] = _mean_std([_value(m, key) * scale for m in ok])
+        values = [_value(m, key) * scale for m in ok]
+        line[heading] = _wall_cell(values) if key == "wall_s" else _mean_std(values)
     if "wall s" in line and any(_partial_wall(m) for m in ok):
       line["wall s"] = (line["wall s"] or "–") + PARTIAL_MARK
     out.append(line)
