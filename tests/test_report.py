@@ -147,3 +147,14 @@ def test_notes_show_a_member_resumed_under_another_revision(tmp_path):
   assert "`abc123` (3 members)" in line and "`abc123 → def456` (1 members)" in line
   command = next(n for n in notes if n.startswith("Command"))
   assert "differ" not in command and "→" not in command  # the same command every time
+
+
+def test_a_partial_grid_keeps_every_label_on_a_drawn_panel():
+  """Rows = methods, columns = datasets; (0, 0) and (1, 2) blank, column 2 has only (0, 2)."""
+  from ebm_gan.runner import pictures
+  labels = pictures.label_cells([(0, 1), (0, 2), (1, 0), (1, 1)], rows=2, cols=3)
+  assert labels["title"] == {(1, 0), (0, 1), (0, 2)}  # column 0's title moves down a row
+  assert labels["xlabel"] == {(1, 0), (1, 1), (0, 2)}  # column 2's x label stays on row 0
+  assert labels["ylabel"] == {(0, 1), (1, 0)}  # method 0's name moves to its first panel
+  assert labels["legend"] == (0, 1)
+  assert pictures.label_cells([], 2, 2)["legend"] is None

@@ -286,15 +286,31 @@ def _distance_curve(ax, distances, rho: float, color, label: str) -> None:
                 ls="--", lw=0.6, color=color)
 
 
+def label_cells(filled, rows: int, cols: int) -> dict:
+  """Where a grid with blank cells carries its labels: each column's title on its top filled
+  cell, its x label on its bottom one, each row's name on its leftmost one, the legend on the
+  first filled cell (row by row). ``filled``: the (row, column) pairs that hold a panel."""
+  filled = set(filled)
+  in_col = {j: sorted(i for i, jj in filled if jj == j) for j in range(cols)}
+  in_row = {i: sorted(j for ii, j in filled if ii == i) for i in range(rows)}
+  return {"title": {(c[0], j) for j, c in in_col.items() if c},
+          "xlabel": {(c[-1], j) for j, c in in_col.items() if c},
+          "ylabel": {(i, r[0]) for i, r in in_row.items() if r},
+          "legend": min(filled, default=None)}
+
+
 def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
   """A grid of panels, rows = methods, columns = datasets: generator samples over data.
 
   ``sample_files[(method, dataset)]`` is a ``samples.npz`` (``samples``, ``data``,
-  ``scale``) written by a run; a missing cell is left blank.
+  ``scale``) written by a run; a missing cell is left blank, and the labels move to the
+  cells that are drawn (:func:`label_cells`).
   """
   rows, cols = len(methods), len(datasets)
   fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.4, 2.6 * rows + 0.6), dpi=80,
                            squeeze=False, layout="constrained")
+  labels = label_cells([(i, j) for i, m in enumerate(methods) for j, d in enumerate(datasets)
+                        if (m, d) in sample_files], rows, cols)
   for i, method in enumerate(methods):
     for j, dataset in enumerate(datasets):
       ax = axes[i, j]
@@ -310,13 +326,14 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
       ax.set_ylim(-scale, scale)
       ax.set_aspect("equal")
       ax.tick_params(labelsize=7)
-      if i == 0:
+      if (i, j) in labels["title"]:
         ax.set_title(dataset, fontsize=10)
-      if i == rows - 1:
+      if (i, j) in labels["xlabel"]:
         ax.set_xlabel("x₁", fontsize=8)
-      if j == 0:
+      if (i, j) in labels["ylabel"]:
         ax.set_ylabel(f"{method}\nx₂", fontsize=8)
-  _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
+  if labels["legend"] is not None:
+    _legend(axes[labels["legend"]], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
   fig.savefig(path)
   plt.close(fig)
   return path
