@@ -31,9 +31,13 @@ def _table(workdir):
 @pytest.mark.slow  # > 10 s in a full run on the shared 2-core machine
 def test_vectorised_sweep_with_a_diverging_member(tmp_path):
   workdir = str(tmp_path / "sweep")
+  cached = [f.cache_info().currsize for f in (program._jitted, program._jitted_mcmc)]
   rc = cli.main([*TINY, "--sweep", "optimizer.lr=1e-3,1e4,2e-3", "--sweep", "seed=3",
                     "--workdir", workdir], DEFAULT)
   assert rc == cli.EXIT_DIVERGED
+  # The three members' evaluations share one jitted sampler/critic and one MCMC, not three.
+  assert [f.cache_info().currsize - n
+          for f, n in zip((program._jitted, program._jitted_mcmc), cached)] == [1, 1]
   rows = _table(workdir)
   assert [r["status"] for r in rows] == ["ok", "diverged", "ok"]
   assert [r["optimizer.lr"] for r in rows] == ["1e-3", "1e4", "2e-3"]

@@ -96,17 +96,19 @@ def _jitted_mcmc(game, n: int, num_steps: int, step_size: float):
 
 
 class Evaluator:
-  """Jitted evaluation sampling and pictures of one experiment's parameters."""
+  """Jitted evaluation sampling and pictures of one experiment's parameters, compiled for
+  ``game`` (None: ``exp.game``): a vmapped group passes the first member's, which it trained
+  with, so that its members share one compilation (games compare by identity)."""
 
-  def __init__(self, exp):
+  def __init__(self, exp, game=None):
     self.exp = exp
-    c = exp.config
+    c, game = exp.config, game or exp.game
     key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
-    sample, self.critic = _jitted(exp.game, c.eval_samples)
+    sample, self.critic = _jitted(game, c.eval_samples)
     self.sample = lambda p: sample(p, key)
     self.mcmc = None
-    if c.evaluation.mcmc_steps > 0 and hasattr(exp.game, "energy_fn"):
-      mcmc = _jitted_mcmc(exp.game, c.eval_samples, c.evaluation.mcmc_steps,
+    if c.evaluation.mcmc_steps > 0 and hasattr(game, "energy_fn"):
+      mcmc = _jitted_mcmc(game, c.eval_samples, c.evaluation.mcmc_steps,
                           float(c.evaluation.mcmc_step_size))
       self.mcmc = lambda p: mcmc(p, key)
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
@@ -116,7 +118,7 @@ class Evaluator:
     self.modes = None
     if image_evaluation.is_stacked(exp.dataset):
       self.modes = image_evaluation.ModeCounter(
-          exp, _jitted(exp.game, image_evaluation.MODE_BATCH)[0])
+          exp, _jitted(game, image_evaluation.MODE_BATCH)[0])
 
   def draw(self, params, step: int, path: str, title: str | None = None) -> None:
     """Saves the samples-over-energy picture of ``params`` at ``path``."""
@@ -364,7 +366,7 @@ def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict
 def _train_and_finish(trainable, exps, workdirs, ckpt, progress) -> list[dict]:
   """Restores or initialises, trains and evaluates; each member's records go to its workdir."""
   base, ckpt_dir = exps[0].config, os.path.dirname(ckpt.directory)
-  evaluators = [Evaluator(e) for e in exps]
+  evaluators = [Evaluator(e, exps[0].game) for e in exps]
 
   def recorders_for(start):
     if start > base.steps:
