@@ -66,3 +66,15 @@ def test_curves_smooth_and_give_each_loss_its_own_panel(tmp_path):
                          {"loss_energy": np.sin(steps), "loss_generator": 1e3 * steps,
                           "grad_norm/energy": steps + 1.0, "grad_norm/generator": steps + 2.0})
   assert os.path.getsize(tmp_path / "c.png") > 0
+
+
+def test_the_final_pictures_title_names_the_quality_and_a_status_other_than_ok():
+  mixture = {"steps_done": 24000, "modes_covered": 25, "num_modes": 25, "high_quality": 0.9244,
+             "mmd2": 1e-4}
+  assert (pictures.run_title("25gaussians", mixture, "ok")
+          == "25gaussians, step 24000: 25/25 modes, 92.4% high-quality")
+  assert (pictures.run_title("swissroll", {"steps_done": 300, "mmd2": 7.925e-5}, "ok")
+          == "swissroll, step 300: MMD² 7.9e-05 to held-out data")
+  assert (pictures.run_title("swissroll", {"steps_done": 30, "mmd2": 0.5}, "diverged")
+          == "swissroll, step 30: MMD² 5.0e-01 to held-out data (diverged)")
+  assert pictures.run_title("moons", {"steps_done": 7}, "diverged") == "moons, step 7: diverged"

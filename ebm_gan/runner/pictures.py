@@ -337,3 +337,15 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
   fig.savefig(path)
   plt.close(fig)
   return path
+
+
+def run_title(dataset: str, summary: dict, status: str) -> str:
+  """A final picture's title: the dataset, the step and the run's quality (modes covered and
+  high-quality share on a mixture, else MMD² to held-out data), with the status unless 'ok'."""
+  if "modes_covered" in summary:
+    quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
+               f"{100 * summary['high_quality']:.1f}% high-quality")
+  else:
+    quality = f"MMD² {summary['mmd2']:.1e} to held-out data" if "mmd2" in summary else ""
+  tail = "" if status == "ok" else f" ({status})" if quality else status
+  return f"{dataset}, step {summary['steps_done']}: {quality}{tail}"

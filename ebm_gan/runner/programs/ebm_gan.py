@@ -180,13 +180,10 @@ class Evaluator:
     if self.image:
       _image_pictures(workdir, samples, self.data, summary, self.exp.config.dataset, status)
       return
-    quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
-               f"{100 * summary['high_quality']:.1f}% high-quality"
-               if "modes_covered" in summary else status)
     pictures.samples_over_energy(
         os.path.join(workdir, "samples.png"), samples,
         lambda x: self.critic(params, x), self.exp.dataset.scale, data=self.data,
-        title=f"{self.exp.config.dataset}, step {summary['steps_done']}: {quality}")
+        title=pictures.run_title(self.exp.config.dataset, summary, status))
 
 
 def _image_pictures(workdir, samples, data, summary, dataset: str, status) -> None:
