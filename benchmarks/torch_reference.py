@@ -193,7 +193,8 @@ def jax_chunk(s, batch, n):
       ("penalty.weight", str(s["gamma"])), ("optimizer.name", s["optimizer"]),
       ("optimizer.lr", str(s["lr"])), ("optimizer.critic_lr", str(s["critic_lr"])),
       ("scheme", s["scheme"]), ("critic_steps", str(s["critic_steps"])),
-      ("batch_size", str(batch))])
+      ("batch_size", str(batch)),
+      ("negative_phase.mala_steps", "0")])  # the PyTorch round has no MALA negative phase
   tx = None
   if s["optimizer"] == "adam":  # the config's adam has b2 = 0.999; MEG's is 0.9
     tx = optax.adam(s["lr"], b1=B1, b2=B2, eps=EPS)

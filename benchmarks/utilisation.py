@@ -11,9 +11,9 @@ For each width w (energy and generator w×3, statistics network w×2) and batch 
   utilisation   achieved FLOP/s (FLOPs/step × steps/s) ÷ matmul FLOP/s
 
 The two are timed in interleaved repetitions in one process (medians). Then, at the
-largest width and batch, what bounds the step: the same step without the R1
-penalty (its double backward), without the MI estimator (the statistics network),
-and without both: FLOPs, bytes accessed (XLA's cost analysis) and time of each.
+largest width and batch, what bounds the step: the same step without the MALA
+negative phase (3 energy-gradient steps on the negatives), without the R1 penalty (its
+double backward), without the MI estimator (the statistics network), and without both: FLOPs, bytes accessed (XLA's cost analysis) and time of each.
 
   python benchmarks/utilisation.py [--widths 128,256,512] [--batches 256,1024] [--repeats 5] [--quick]
 """
@@ -83,9 +83,11 @@ def utilisation_row(width, batch, n, repeats):
 
 
 def bounds(width, batch, n, repeats):
-  """The step with parts removed (no penalty, no estimator): FLOPs and time of each."""
+  """The step with parts removed (no negative-phase chain, no penalty, no estimator): FLOPs
+  and time of each."""
   rows = {}
-  variants = {"default": (), "no R1 penalty": [("penalty.name", "none")],
+  variants = {"default": (), "no MALA negative phase": [("negative_phase.mala_steps", "0")],
+              "no R1 penalty": [("penalty.name", "none")],
               "no estimator (entropy none)": [("entropy.name", "none")],
               "neither": [("penalty.name", "none"), ("entropy.name", "none")]}
   calls, costs = [], {}
