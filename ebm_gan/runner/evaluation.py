@@ -8,6 +8,8 @@
                      picture box ±dataset.scale, Ẑ_m over the plane out to 3× the box
                      (docs/theory.md (9.3)), where the dataset has a log_prob and the game an
                      energy (not for a GAN's logit)
+  model_heldout_ll   the energy's mean log q_m on the held-out data (docs/theory.md (9.9)),
+                     Ẑ_m as for kl_data_model: every 2-D toy, with a density or not
   model_near_modes   on the Gaussian mixtures: the mass of q_m within 3σ of a mode, the
   model_mode_factor  worst factor between a mode's share of it and 1/K (docs/theory.md
   model_mass_outside (9.6)-(9.7)), and its mass off the box, where the data never are
@@ -49,6 +51,9 @@ class DensityMetrics:
     if not np.all(np.isfinite(samples)):
       return {}
     out = {"mmd2": metrics.mmd2(samples, self.heldout)}
+    if self.has_energy and energy is not None:
+      out["model_heldout_ll"] = metrics.heldout_log_likelihood(energy, self.heldout, self.scale,
+                                                               GRID)
     if self.log_prob is not None:
       out["kl_generator_data"] = metrics.generator_kl(samples, self.log_prob)
       if self.has_energy and energy is not None:
