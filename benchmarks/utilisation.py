@@ -13,7 +13,8 @@ For each width w (energy and generator w×3, statistics network w×2) and batch 
 The two are timed in interleaved repetitions in one process (medians). Then, at the
 largest width and batch, what bounds the step: the same step without the MALA
 negative phase (3 energy-gradient steps on the negatives), without the R1 penalty (its
-double backward), without the MI estimator (the statistics network), and without both: FLOPs, bytes accessed (XLA's cost analysis) and time of each.
+double backward), without the MI estimator (the statistics network), and without both
+of the last two: FLOPs, bytes accessed (XLA's cost analysis) and time of each.
 
   python benchmarks/utilisation.py [--widths 128,256,512] [--batches 256,1024] [--repeats 5] [--quick]
 """

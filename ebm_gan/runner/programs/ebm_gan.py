@@ -102,7 +102,7 @@ class Evaluator:
 
   def __init__(self, exp, game=None):
     self.exp = exp
-    c, game = exp.config, game or exp.game
+    c, game = exp.config, exp.game if game is None else game
     key = jax.random.fold_in(jax.random.PRNGKey(c.seed), EVAL_STREAM)
     sample, self.critic = _jitted(game, c.eval_samples)
     self.sample = lambda p: sample(p, key)
