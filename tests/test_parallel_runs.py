@@ -20,7 +20,8 @@ TINY = [("smoke", "true"), ("steps", "40"), ("steps_per_dispatch", "20"), ("batc
         ("model.generator_hidden", "(16,)"), ("picture_every", "0"),
         ("optimizer.schedule", "constant"),  # a run of 20 steps is resumed to 40 below
         ("penalty.height", "0.0"),  # the tolerances below were measured without it
-        ("negative_phase.mala_steps", "0")]  # the same: MALA's accept/reject amplifies rounding
+        ("negative_phase.mala_steps", "0"),  # the same: MALA's accept/reject amplifies rounding
+        ("evaluation.mcmc_steps", "0")]  # not compared here; test_cli's smoke run evaluates it
 
 
 @pytest.fixture(scope="module", autouse=True)

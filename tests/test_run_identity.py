@@ -22,7 +22,7 @@ TINY = ["--config.steps=10", "--config.steps_per_dispatch=10", "--config.batch_s
         "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
         "--config.entropy.mi.hidden=(4,)",
         "--config.penalty.name=none", "--config.eval_samples=50", "--config.picture_every=0",
-        "--config.tensorboard_every=0", "--no-progress"]
+        "--config.tensorboard_every=0", "--config.evaluation.mcmc_steps=0", "--no-progress"]
 
 
 def _identity(*overrides):
