@@ -1,6 +1,6 @@
 """The runner's pieces: sweep expansion and grouping, the sweep table, registries, the run
-folder's records and resume refusals. Everything here runs in-process and compiles nothing, but for the TensorBoard import check
-(a fresh interpreter)."""
+folder's records and resume refusals. Everything here runs in-process and compiles nothing,
+but for the TensorBoard import check (a fresh interpreter)."""
 
 import json
 import os
@@ -169,9 +169,10 @@ log = record.MetricsLog({str(tmp_path)!r}, tensorboard_every=2)
 log.write({{"step": s, "loss_energy_tag": 0.5 * s}} for s in range(1, 5))
 log.close()
 assert "torch" not in sys.modules, "tensorboardX imported torch"
-events = [f for f in os.listdir(os.path.join({str(tmp_path)!r}, "tensorboard"))]
+folder = os.path.join({str(tmp_path)!r}, "tensorboard")
+events = os.listdir(folder)
 assert len(events) == 1 and events[0].startswith("events.out.tfevents"), events
-data = open(os.path.join({str(tmp_path)!r}, "tensorboard", events[0]), "rb").read()
+data = open(os.path.join(folder, events[0]), "rb").read()
 assert data.count(b"loss_energy_tag") == 2, data  # steps 2 and 4
 if importlib.util.find_spec("torch") is not None:
   import torch  # the import is blocked only while tensorboardX loads

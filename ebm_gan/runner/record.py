@@ -54,14 +54,14 @@ def _summary_writer_class():
   fallback tensorboardX has for machines without torch; the entry is removed at once, so a
   later ``import torch`` works. If torch is already imported, nothing is blocked.
   """
-  if "torch" in sys.modules or "tensorboardX" in sys.modules:
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    return SummaryWriter
-  sys.modules["torch"] = None
+  block = "torch" not in sys.modules and "tensorboardX" not in sys.modules
+  if block:
+    sys.modules["torch"] = None
   try:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
   finally:
-    del sys.modules["torch"]
+    if block:
+      del sys.modules["torch"]
   return SummaryWriter
 
 
@@ -83,8 +83,8 @@ class MetricsLog:
     self._tb = None
     if tensorboard_every:
       self._tb = _summary_writer_class()(os.path.join(workdir, "tensorboard"),
-                               purge_step=resume_step + 1 if resume_step else None,
-                               flush_secs=30)
+                                         purge_step=resume_step + 1 if resume_step else None,
+                                         flush_secs=30)
 
   def _truncate(self, step: int) -> None:
     if not os.path.exists(self.path):
