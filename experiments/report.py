@@ -1,8 +1,9 @@
-"""Tables a finished sweep across seeds: ``python -m experiments.report SWEEP_DIR --out STEM``.
+"""Tables a finished sweep across seeds: ``python -m experiments.report SWEEP_DIR ... --out STEM``.
 
 Writes ``STEM.md`` (mean ± std over seeds per method and dataset) and ``STEM.png`` (one
-sample panel per method and dataset); see :mod:`ebm_gan.runner.report`. Exit status 2 when
-SWEEP_DIR holds no sweep table.
+sample panel per method and dataset); see :mod:`ebm_gan.runner.report`. Several SWEEP_DIRs
+(parts of one benchmark run apart with ``--only``) are tabled together. Exit status 2 when
+a SWEEP_DIR holds no sweep table.
 """
 
 import argparse
@@ -14,18 +15,20 @@ from ebm_gan.runner import report
 
 def main(argv) -> int:
   parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__)
-  parser.add_argument("sweep_dir", help="a sweep's --workdir (it holds sweep.csv)")
+  parser.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR",
+                      help="a sweep's --workdir (it holds sweep.csv); several are tabled together")
   parser.add_argument("--out", default=None,
-                      help="output path without extension (default: SWEEP_DIR/report)")
+                      help="output path without extension (default: the first SWEEP_DIR/report)")
   parser.add_argument("--title", default="", help="a heading for the markdown table")
   args = parser.parse_args(argv)
-  if not os.path.isfile(os.path.join(args.sweep_dir, "sweep.csv")):
-    print(f"error: {args.sweep_dir!r} holds no sweep.csv; pass the --workdir of a finished "
-          "sweep (python -m experiments.run ... --sweep ... or a config with sweep()).",
-          file=sys.stderr)
-    return 2
-  for path in report.write(args.sweep_dir, args.out or os.path.join(args.sweep_dir, "report"),
-                           args.title):
+  for sweep_dir in args.sweep_dirs:
+    if not os.path.isfile(os.path.join(sweep_dir, "sweep.csv")):
+      print(f"error: {sweep_dir!r} holds no sweep.csv; pass the --workdir of a finished "
+            "sweep (python -m experiments.run ... --sweep ... or a config with sweep()).",
+            file=sys.stderr)
+      return 2
+  out = args.out or os.path.join(args.sweep_dirs[0], "report")
+  for path in report.write(args.sweep_dirs, out, args.title):
     print(path)
   return 0
 

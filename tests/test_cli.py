@@ -253,6 +253,10 @@ BAD_INPUTS = [
     (["--sweep", "optimizer.lr=1e-3,0.001"], ["members 0", "and 1", "the same run"]),
     (["--sweep", "seed=0:1000000"], ["1000000 members", "at most 10000"]),  # never expanded
     (["--sweep", "seed=0:101", "--sweep", "batch_size=1:101"], ["10100 members", "101 x 100"]),
+    (["--only", "seed=0"], ["--only selects members of a sweep, but there is none"]),
+    (["--sweep", "seed=0:2", "--only", "seed"], ["--only 'seed' is not a selection"]),
+    (["--sweep", "seed=0:2", "--only", "sed=0"], ["no sweep member sets 'sed'", "'seed'"]),
+    (["--sweep", "seed=0:2", "--only", "seed=5"], ["leaves no sweep member", "values 0, 1"]),
     (["--workdir", "{corrupt:file}"] + TINY, ["checkpoint folder", "is a file"]),
     (["--workdir", "{corrupt:garbage}"] + TINY, ["checkpoint folder", "cannot be used"]),
 ]

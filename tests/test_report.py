@@ -158,3 +158,29 @@ def test_a_partial_grid_keeps_every_label_on_a_drawn_panel():
   assert labels["ylabel"] == {(0, 1), (1, 0)}  # method 0's name moves to its first panel
   assert labels["legend"] == (0, 1)
   assert pictures.label_cells([], 2, 2)["legend"] is None
+
+
+def test_several_sweep_folders_are_tabled_together(tmp_path):
+  """Parts of one benchmark run apart (``--only``): each folder's members, with its own
+  override columns, in one table and one figure."""
+  (tmp_path / "a").mkdir()
+  (tmp_path / "b").mkdir()
+  _write(tmp_path / "a", ROWS[:2])  # label A, seeds 0 and 1
+  other = [{"member": "000", "entropy.name": "knn", "dataset": "8gaussians", "seed": "0",
+            "status": "ok", "wall_s": "7", "modes_covered": "8", "high_quality": "0.95"}]
+  _write(tmp_path / "b", other)  # another member named 000, in its own folder
+  for folder in ("a/000", "b/000"):
+    os.makedirs(tmp_path / folder)
+    np.savez_compressed(tmp_path / folder / "samples.npz", samples=np.zeros((5, 2)),
+                        data=np.ones((5, 2)), scale=2.0)
+  with open(tmp_path / "b" / "000" / "provenance.json", "w") as f:
+    json.dump({"git_revision": "abc", "argv": ["run.py"], "versions": {}}, f)
+  from experiments import report as command
+  stem = str(tmp_path / "out" / "bench")
+  assert command.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", stem]) == 0
+  text = open(stem + ".md").read()
+  assert "| A " in text and "| entropy.name=knn " in text  # the second folder's method
+  assert "| 24 ± 1.4 " in text and "| 8 ± 0 " in text
+  assert "Members: 3 (3 ok); provenance read for 1." in text  # read from b/000, not a/000
+  assert os.path.exists(stem + ".png")
+  assert command.main([str(tmp_path / "a"), str(tmp_path / "none")]) == 2

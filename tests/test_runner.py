@@ -75,6 +75,19 @@ def test_config_defined_sweep_and_its_product_with_a_grid(tmp_path):
   assert sweep.member_name(3, both[3]) == "003_optimizer.lr=0.0001_seed=1_optimizer.name=ogda"
 
 
+def test_only_selects_members_by_their_override_values():
+  members = [[("label", "A"), ("optimizer.lr", 1e-3), ("seed", 0)],
+             [("label", "A"), ("optimizer.lr", 1e-4), ("seed", 1)],
+             [("label", "B (x)"), ("optimizer.lr", 1e-3), ("seed", 1)]]
+  assert sweep.select(members, []) is members
+  assert sweep.select(members, ["label=B (x)"]) == [members[2]]
+  # a command-line number matches the member's Python value it spells (1e-3 is 0.001)
+  assert sweep.select(members, ["optimizer.lr=0.001"]) == [members[0], members[2]]
+  assert sweep.select(members, ["seed=1:2", "label=A,C"]) == [members[1]]  # each must match
+  assert sweep.select(sweep.expand_grid(["seed=0:4"]), ["seed=1,3"]) == [[("seed", "1")],
+                                                                         [("seed", "3")]]
+
+
 def _plan(configs):
   return sweep.plan([ebm_gan_program] * len(configs), [ebm_gan_program.build(c) for c in configs])
 

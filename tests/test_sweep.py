@@ -93,3 +93,50 @@ def test_a_failing_member_keeps_the_others(tmp_path):
   assert "Boom" in open(tmp_path / rows[1]["member"] / "error.txt").read()
   assert [r["status"] for r in _table(str(tmp_path))] == ["ok", "failed", "ok"]
   assert sweep.exit_status(rows) == "failed"
+
+
+def test_parts_command_refuses_bad_input_before_starting(tmp_path, capsys):
+  from experiments import parts
+  bench = os.path.join(ROOT, "experiments", "configs", "toy_benchmark.py")
+  assert parts.part_values(bench, "label")[:2] == ["GAN (non-saturating)", "WGAN-GP"]
+  assert len(parts.part_values(bench, "label")) == 7
+  for argv, words in ((["--config", DEFAULT, "--by", "seed"], "declares no sweep(add)"),
+                      (["--config", bench, "--by", "lr"], "no sweep member sets it"),
+                      (["--config", bench, "--by", "label", "--jobs", "-1"], "--jobs=-1")):
+    assert parts.main(argv + ["--workdir", str(tmp_path / "w")]) == 2
+    assert words in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "w")  # nothing started
+
+
+@pytest.mark.slow  # two runner processes, each compiling a tiny program: ~30 s
+def test_parts_run_side_by_side_and_table_together(tmp_path):
+  """``experiments.parts``: one process per label, each running only its own members in its
+  own folder; ``experiments.report`` tables the parts as one benchmark."""
+  import subprocess
+  import sys
+  config = tmp_path / "two_methods.py"
+  config.write_text(
+      "from experiments.configs.default import get_config, finalize\n"
+      "def sweep(add):\n"
+      "  for label, lr in (('A', 1e-3), ('B', 3e-3)):\n"
+      "    for seed in (0, 1):\n"
+      "      add(label=label, seed=seed, **{'optimizer.lr': lr})\n")
+  work = tmp_path / "bench"
+  r = subprocess.run([sys.executable, "-m", "experiments.parts", "--config", str(config),
+                      "--by", "label", "--workdir", str(work), "--",
+                      "--config.negative_phase.mala_steps=0",
+                      "--config.evaluation.mcmc_steps=0"] + TINY,
+                     cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stdout + r.stderr
+  assert json.load(open(work / "parts.json")) == {"part-0": {"label": "A"},
+                                                  "part-1": {"label": "B"}}
+  for part, label in (("part-0", "A"), ("part-1", "B")):
+    rows = _table(work / part)
+    assert [(row["label"], row["seed"], row["status"]) for row in rows] == [
+        (label, "0", "ok"), (label, "1", "ok")]
+  r = subprocess.run([sys.executable, "-m", "experiments.report", str(work / "part-0"),
+                      str(work / "part-1"), "--out", str(work / "table")],
+                     cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  text = open(work / "table.md").read()
+  assert "| A " in text and "| B " in text and "Members: 4 (4 ok)" in text

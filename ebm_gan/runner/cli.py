@@ -71,7 +71,8 @@ RUNS_ROOT = "runs"
 PROGRAMS = Registry("program", {"ebm_gan": ebm_gan_program, "toy_games": toy_games_program})
 
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
-         "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--no-sweep] [--sequential] "
+         "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--only KEY=V1,V2,... ...] "
+         "[--no-sweep] [--sequential] "
          "[--no-progress] [--dry-run] [--help]")
 
 
@@ -79,10 +80,11 @@ def parse_args(argv: Sequence[str], default_config: str):
   """Splits argv into (config path, overrides [(key, text)], options dict).
 
   Options: ``workdir`` (str or None), ``progress``, ``resume``, ``sweep`` (the
-  ``--sweep`` axes, as text), ``no_sweep`` and ``sequential`` (bools).
+  ``--sweep`` axes, as text), ``only`` (the ``--only`` selections, as text), ``no_sweep``
+  and ``sequential`` (bools).
   """
   path, overrides = default_config, []
-  options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "no_sweep": False,
+  options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "only": [], "no_sweep": False,
              "sequential": False, "help": False, "dry_run": False}
   flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
            "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True),
@@ -90,7 +92,7 @@ def parse_args(argv: Sequence[str], default_config: str):
   it, given = iter(argv), set()
   for arg in it:
     name, eq, value = arg.partition("=")
-    needs_value = name in ("--config", "--workdir", "--sweep")
+    needs_value = name in ("--config", "--workdir", "--sweep", "--only")
     if needs_value and not eq:
       value = next(it, None)
       if value is None:
@@ -105,8 +107,8 @@ def parse_args(argv: Sequence[str], default_config: str):
       path = value
     elif name == "--workdir":
       options["workdir"] = value
-    elif name == "--sweep":
-      options["sweep"].append(value)
+    elif name in ("--sweep", "--only"):
+      options[name[2:]].append(value)
     elif name in flags and not eq:
       options[flags[name][0]] = flags[name][1]
     elif name.startswith("--config."):
@@ -213,8 +215,8 @@ def _prepare(argv, default_config):
     choices = getattr(PROGRAMS.get(config.program, key="program"), "CHOICES", {})
     return {"help": help_lib.render(USAGE, path, config, {"program": PROGRAMS, **choices})}
   grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
-  members = sweep_lib.combine(None if options["no_sweep"] else sweep_lib.from_config(module),
-                              grid)
+  members = sweep_lib.select(sweep_lib.combine(
+      None if options["no_sweep"] else sweep_lib.from_config(module), grid), options["only"])
   if members is None:
     config = resolve_config(path, overrides, module)
     _start_processes(config, options)

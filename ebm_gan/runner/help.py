@@ -20,6 +20,8 @@ FLAGS = (
                       "one is resumed from its latest checkpoint"),
     ("--resume", "insist on continuing a run (the newest runs/<config-stem>-* without --workdir)"),
     ("--sweep KEY=V1,V2,...", "a sweep axis (KEY=A:B[:S] is range(A, B, S)); repeatable: a grid"),
+    ("--only KEY=V1,V2,...", "run only the sweep members whose KEY is one of the values "
+                             "(repeatable: each must match), e.g. one method of a benchmark"),
     ("--no-sweep", "ignore the config file's sweep(add)"),
     ("--sequential", "run sweep members one by one instead of as vmapped groups"),
     ("--no-progress", "no progress bars or phase lines"),

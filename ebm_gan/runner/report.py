@@ -42,19 +42,24 @@ METRICS = {
     "model_mass_outside": ("q_m off the box %", 100.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
-GROUP_EXCLUDES = ("member", "seed", "status")
+GROUP_EXCLUDES = ("member", "seed", "status", "_folder")
 PARTIAL_MARK = " †"  # on a wall time that misses the training before a member's resume
 
 
 def read_rows(sweep_dir: str) -> list[dict]:
-  """The rows of ``<sweep_dir>/sweep.csv``; a row without a ``dataset`` override gets the
-  dataset of its member's ``config.json``."""
+  """The rows of ``<sweep_dir>/sweep.csv``, each with its member's folder (``_folder``); a row
+  without a ``dataset`` override gets the dataset of its member's ``config.json``."""
   with open(os.path.join(sweep_dir, "sweep.csv"), newline="") as f:
     rows = list(csv.DictReader(f))
   for row in rows:
+    row["_folder"] = os.path.join(sweep_dir, row.get("member", ""))
     if not row.get("dataset"):
-      row["dataset"] = _config_value(os.path.join(sweep_dir, row.get("member", "")), "dataset")
+      row["dataset"] = _config_value(row["_folder"], "dataset")
   return rows
+
+
+def _member_dir(sweep_dir: str, row: dict) -> str:
+  return row.get("_folder") or os.path.join(sweep_dir, row.get("member", ""))
 
 
 def _config_value(member_dir: str, key: str) -> str:
@@ -101,10 +106,15 @@ def _wall_cell(values: Sequence[float]) -> str:
 
 
 def _override_keys(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
-  """The columns that are overrides: those before 'status' in the sweep table."""
-  cols = list(rows[0]) if rows else []
-  end = cols.index("status") if "status" in cols else len(cols)
-  return [c for c in cols[:end] if c not in GROUP_EXCLUDES and c not in metrics]
+  """The columns that are overrides: those before 'status' in each row's sweep table (the
+  union, in order, when the rows come from several sweeps)."""
+  keys: dict[str, None] = {}
+  for row in rows:
+    cols = list(row)
+    end = cols.index("status") if "status" in cols else len(cols)
+    keys.update(dict.fromkeys(c for c in cols[:end] if c not in GROUP_EXCLUDES
+                              and c not in metrics))
+  return list(keys)
 
 
 def method_of(row: dict, keys: Sequence[str]) -> str:
@@ -140,7 +150,7 @@ def aggregate(rows: Sequence[dict]) -> list[dict]:
 
 
 def _provenances(sweep_dir: str, rows: Sequence[dict]) -> list[dict]:
-  return [record.read_provenance(os.path.join(sweep_dir, row.get("member", ""))) for row in rows]
+  return [record.read_provenance(_member_dir(sweep_dir, row)) for row in rows]
 
 
 def _history(provenance: dict, read) -> str:
@@ -201,16 +211,22 @@ def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
     first.setdefault((method_of(row, keys), row.get("dataset", "")), row)
   methods = list(dict.fromkeys(m for m, _ in first))
   datasets = list(dict.fromkeys(d for _, d in first))
-  found = {k: os.path.join(sweep_dir, r["member"], "samples.npz") for k, r in first.items()}
+  found = {k: os.path.join(_member_dir(sweep_dir, r), "samples.npz") for k, r in first.items()}
   found = {k: p for k, p in found.items() if os.path.exists(p)}
   if not found:
     return None
   return pictures.sample_panels(path, methods, datasets, found)
 
 
-def write(sweep_dir: str, out_stem: str, title: str = "") -> list[str]:
-  """Writes ``<out_stem>.md`` (and ``.png`` when members saved samples); returns the paths."""
-  rows = read_rows(sweep_dir)
+def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "") -> list[str]:
+  """Writes ``<out_stem>.md`` (and ``.png`` when members saved samples); returns the paths.
+
+  ``sweep_dirs``: one sweep folder, or several whose members are tabled together (parts of
+  one benchmark run apart, e.g. with ``--only``).
+  """
+  dirs = [sweep_dirs] if isinstance(sweep_dirs, str) else list(sweep_dirs)
+  rows = [row for d in dirs for row in read_rows(d)]
+  sweep_dir = dirs[0]
   lines = aggregate(rows)
   os.makedirs(os.path.dirname(os.path.abspath(out_stem)), exist_ok=True)
   md = out_stem + ".md"

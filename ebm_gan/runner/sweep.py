@@ -151,6 +151,47 @@ def combine(first: list[Member] | None, second: list[Member] | None) -> list[Mem
   return check_distinct([a + b for a in first for b in second])
 
 
+def _same_value(value, text: str) -> bool:
+  """Whether a member's override ``value`` is the command line's ``text`` (1e-3 is 0.001)."""
+  if str(value) == text:
+    return True
+  try:
+    return float(value) == float(text)
+  except (TypeError, ValueError):
+    return False
+
+
+def select(members: list[Member] | None, specs: Sequence[str]) -> list[Member] | None:
+  """The members whose override of each ``--only KEY=V1,V2,...`` key is one of its values.
+
+  A subset of a declared sweep (one method's rows of a benchmark, say), to run apart, in its
+  own --workdir. Raises ConfigError for a key no member sets, or when no member is left.
+  """
+  if not specs:
+    return members
+  if members is None:
+    raise ConfigError("--only selects members of a sweep, but there is none: give the config "
+                      "file's sweep(add) or --sweep axes.")
+  for spec in specs:
+    try:
+      key, texts = parse_axis(spec)
+    except ConfigError:
+      raise ConfigError(f"--only {spec!r} is not a selection; expected KEY=V1,V2,... or "
+                        "KEY=START:STOP[:STEP], e.g. --only dataset=8gaussians --only seed=0:2."
+                        ) from None
+    values = [dict(m)[key] for m in members if key in dict(m)]
+    if not values:
+      set_keys = sorted({k for m in members for k, _ in m})
+      raise ConfigError(f"--only {spec!r}: no sweep member sets {key!r}; the members set "
+                        f"{', '.join(map(repr, set_keys))}.")
+    members = [m for m in members if any(_same_value(dict(m).get(key), t) for t in texts)]
+    if not members:
+      found = ", ".join(dict.fromkeys(map(str, values)))
+      raise ConfigError(f"--only {spec!r} leaves no sweep member; {key!r} takes the values "
+                        f"{found}.")
+  return members
+
+
 def check_distinct(members: list[Member] | None) -> list[Member] | None:
   """``members``, or ConfigError if two of them set the same values (a wasted duplicate run)."""
   seen: dict[str, int] = {}

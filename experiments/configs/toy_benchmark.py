@@ -9,6 +9,12 @@ budget for all: BUDGET_STEPS steps of batch 256. Launch, then table the results 
       --title "Toy benchmark (3 seeds, mean ± std)"
 
 A quick check of the whole pipeline (smoke-sized members): add ``--config.smoke=True``.
+On a host with many cores and an accelerator, run one process per method side by side,
+then table the parts together (see experiments/parts.py):
+
+  python -m experiments.parts --config experiments/configs/toy_benchmark.py --by label \
+      --workdir runs/toy_benchmark
+  python -m experiments.report runs/toy_benchmark/part-* --out results/toy_benchmark
 """
 
 import ml_collections
@@ -39,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
   """The default experiment (experiments/configs/default.py) at the benchmark's budget."""
   c = default.get_config()
   c.steps = BUDGET_STEPS
+  c.log_every = 50  # 320 lines of metrics per member rather than 16 000 (63 members)
+  c.picture_every = 0  # the final pictures only
   # Declared before the MALA negative phase became the default: every EBM-GAN row takes L1's
   # negatives from the generator itself, so the rows compare the entropy estimators alone.
   c.negative_phase.mala_steps = 0
