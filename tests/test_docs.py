@@ -28,13 +28,14 @@ def python_blocks(text: str) -> list[str]:
   return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-def launch_commands(text: str) -> list[str]:
-  """Every ``python -m experiments.run ...`` command (backslash continuations joined)."""
+def launch_commands(text: str, launch: str = LAUNCH) -> list[str]:
+  """Every ``python -m experiments.run ...`` (or ``launch``) command, backslash
+  continuations joined."""
   text = re.sub(r"\\\n\s*", " ", text)
   out = []
   for line in text.splitlines():
-    if LAUNCH in line:
-      command = re.split(r"&&|`|\||\s#", line[line.index(LAUNCH):])[0].strip()
+    if launch in line:
+      command = re.split(r"&&|`|\||\s#", line[line.index(launch):])[0].strip()
       if "..." not in command:  # not a usage template such as "--config ... --workdir ..."
         out.append(command)
   return out
@@ -75,3 +76,24 @@ def test_readme_python_examples_run_as_written():
     exec(compile(block, "README.md", "exec"), namespace)  # pylint: disable=exec-used
   assert namespace["metrics"]["l3"].shape == (100,)  # README: "has shape [100]"
   assert "l3" in namespace["value"]
+
+
+PARTS = "python -m experiments.parts"
+PARTS_COMMANDS = [(doc, c) for doc in DOCS for c in launch_commands(_read(doc), PARTS)
+                  if "--config experiments/" in c]  # not the usage line or a prose mention
+
+
+@pytest.mark.parametrize("doc,command", PARTS_COMMANDS,
+                         ids=[f"{d}:{c[len(PARTS):][:60]}" for d, c in PARTS_COMMANDS])
+def test_every_documented_parts_command_names_a_sweep_and_its_key(doc, command, monkeypatch):
+  """``experiments.parts`` commands: their config declares a sweep whose members set ``--by``
+  (what the command checks before it starts a part)."""
+  from experiments import parts
+  monkeypatch.chdir(REPO)
+  args = shlex.split(command)[len(PARTS.split()):]
+  config, by = args[args.index("--config") + 1], args[args.index("--by") + 1]
+  assert len(parts.part_values(config, by)) >= 2, (doc, command)
+
+
+def test_the_docs_have_parts_commands():
+  assert {doc for doc, _ in PARTS_COMMANDS} >= {"README.md"}

@@ -68,9 +68,12 @@ def test_write_makes_the_table_and_a_panel_per_method_and_dataset(tmp_path):
     np.savez_compressed(tmp_path / name / "samples.npz", samples=np.zeros((5, 2)),
                         data=np.ones((5, 2)), scale=2.0)
   paths = report.write(str(tmp_path), str(tmp_path / "out" / "bench"), title="T")
-  assert [os.path.basename(p) for p in paths] == ["bench.md", "bench.png"]
+  assert [os.path.basename(p) for p in paths] == ["bench.md", "bench.csv", "bench.png"]
   text = open(paths[0]).read()
   assert text.startswith("# T\n") and "| A " in text
+  with open(paths[1], newline="") as f:  # seed by seed, as the sweep wrote them
+    assert [(r["label"], r["seed"], r["high_quality"]) for r in csv.DictReader(f)] == [
+        (r["label"], r["seed"], r["high_quality"]) for r in ROWS]
 
 
 def test_the_command_refuses_a_folder_without_a_sweep(tmp_path, capsys):
@@ -93,6 +96,7 @@ def test_notes_name_the_one_revision_and_command_of_a_clean_sweep(tmp_path):
   assert notes[0] == "Members: 4 (3 ok); provenance read for 4."
   assert "Git revision: `abc123`" in notes
   assert "Command: `python -m experiments.run --sweep seed=0:2`" in notes
+  assert "Devices: `not recorded`" in notes  # a run folder from before the field
   assert not any("differ" in n for n in notes)
   assert not any("†" in n or "vmapped" in n for n in notes)  # none resumed, none vmapped
 
@@ -183,4 +187,8 @@ def test_several_sweep_folders_are_tabled_together(tmp_path):
   assert "| 24 ± 1.4 " in text and "| 8 ± 0 " in text
   assert "Members: 3 (3 ok); provenance read for 1." in text  # read from b/000, not a/000
   assert os.path.exists(stem + ".png")
+  with open(stem + ".csv", newline="") as f:  # the union of both folders' columns
+    rows = list(csv.DictReader(f))
+  assert [(r["label"], r["entropy.name"], r["seed"]) for r in rows] == [
+      ("A", "", "0"), ("A", "", "1"), ("", "knn", "0")]
   assert command.main([str(tmp_path / "a"), str(tmp_path / "none")]) == 2

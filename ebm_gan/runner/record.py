@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Iterable
 
+import jax
 import numpy as np
 
 from ebm_gan.runner import tables
@@ -152,12 +153,20 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict:
   return out
 
 
+def device_description() -> str:
+  """The accelerators a launch ran on, e.g. ``'1 × NVIDIA H100 80GB HBM3'`` or ``'4 × cpu'``,
+  with JAX's default matmul precision where it is set (``JAX_DEFAULT_MATMUL_PRECISION``)."""
+  text = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
+  precision = jax.config.jax_default_matmul_precision
+  return text + (f", matmul precision {precision}" if precision else "")
+
+
 def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
                      from_step: int = 0) -> None:
   """Saves ``config.json`` (the resolved config) and ``provenance.json`` in ``workdir``.
 
   ``provenance.json`` names the launch that trained from step 0 (package versions, git
-  revision, command, platform); each later launch of the run (a resume from ``from_step`` >
+  revision, command, platform, devices); each later launch of the run (a resume from ``from_step`` >
   0, or a finished run evaluated again) is appended to its ``resumed`` list, so that the
   code that trained the first steps is never forgotten.
   """
@@ -165,7 +174,7 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
   info = {"from_step": from_step, "versions": package_versions(),
           "git_revision": git_revision(), "argv": list(sys.argv if argv is None else argv),
-          "platform": platform.platform()}
+          "platform": platform.platform(), "devices": device_description()}
   path = os.path.join(workdir, PROVENANCE)
   earlier = read_json_object(path) if from_step > 0 else None
   if earlier is not None:

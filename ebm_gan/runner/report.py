@@ -6,6 +6,7 @@ override but ``seed``:
 
   <out>.md    one row per (method, dataset): seeds, then mean ± std over seeds of each
               metric in :data:`METRICS` (those the members report)
+  <out>.csv   every member's row (the numbers behind the table, seed by seed)
   <out>.png   one panel per (method, dataset): the first seed's generator samples over
               held-out data
 
@@ -186,7 +187,8 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
         "Command": lambda p: "python -m experiments.run " + " ".join(p.get("argv", [])[1:]),
         "Versions": lambda p: ", ".join(f"{k} {p.get('versions', {}).get(k, '?')}"
                                         for k in ("jax", "jaxlib", "python")),
-        "Platform": lambda p: p.get("platform", "?")}
+        "Platform": lambda p: p.get("platform", "?"),
+        "Devices": lambda p: p.get("devices", "not recorded")}
     for what, read in readers.items():
       values = [_history(p, read) for p in found]
       mixed = (" — **the members differ**" if len(set(values)) > 1
@@ -219,7 +221,8 @@ def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
 
 
 def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "") -> list[str]:
-  """Writes ``<out_stem>.md`` (and ``.png`` when members saved samples); returns the paths.
+  """Writes ``<out_stem>.md``, ``<out_stem>.csv`` (and ``.png`` when members saved samples);
+  returns the paths.
 
   ``sweep_dirs``: one sweep folder, or several whose members are tabled together (parts of
   one benchmark run apart, e.g. with ``--only``).
@@ -234,5 +237,18 @@ def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "") -> li
     f.write((f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n\n"
             + "\n".join(f"- {note}" for note in provenance_notes(sweep_dir, rows)) + "\n")
   os.replace(md + ".tmp", md)
+  csv_path = write_member_rows(out_stem + ".csv", rows)
   png = panel_figure(out_stem + ".png", sweep_dir, rows)
-  return [md] + ([png] if png else [])
+  return [md, csv_path] + ([png] if png else [])
+
+
+def write_member_rows(path: str, rows: Sequence[dict]) -> str:
+  """Every member's row (its overrides, status and final metrics: the numbers behind the
+  table, seed by seed) as one CSV, the union of the sweeps' columns in order."""
+  columns = list(dict.fromkeys(c for row in rows for c in row if c != "_folder"))
+  with open(path + ".tmp", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
+  os.replace(path + ".tmp", path)
+  return path
