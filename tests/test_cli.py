@@ -67,10 +67,11 @@ def test_parse_args_splits_flags_and_overrides():
   path, overrides, options = cli.parse_args(
       ["--config", "x.py", "--config.optimizer.lr=0.1", "--workdir=w", "--resume",
        "--sweep", "seed=0:2", "--sweep=optimizer.name=gda,ogda", "--sequential",
-       "--no-progress"], DEFAULT)
+       "--only", "seed=1", "--only=optimizer.name=ogda", "--no-progress"], DEFAULT)
   assert path == "x.py" and overrides == [("optimizer.lr", "0.1")]
   assert options == {"workdir": "w", "progress": False, "resume": True,
-                     "sweep": ["seed=0:2", "optimizer.name=gda,ogda"], "no_sweep": False,
+                     "sweep": ["seed=0:2", "optimizer.name=gda,ogda"],
+                     "only": ["seed=1", "optimizer.name=ogda"], "no_sweep": False,
                      "sequential": True, "help": False, "dry_run": False}
 
 

@@ -76,8 +76,9 @@ def test_a_group_on_four_devices_equals_the_group_on_one(tmp_path, members):
   for a slice of one member instead of four, so they differ by float32 rounding, which
   the kNN estimator's neighbour switches amplify as training goes on (after 40 steps up
   to 3.7e-4 relative with jax 0.10, 1.3e-3 with jax 0.12). Compared over the first chunk
-  (20 steps): measured |Δ| ≤ 3.1e-6·(|value| + 0.25) (jax 0.10), 4.9e-6·(…) (jax 0.12);
-  asserted 1e-5·(|value| + 0.25).
+  (20 steps): measured |Δ| ≤ 3.1e-6·(|value| + 0.25) (jax 0.10), 4.9e-6·(…) (jax 0.12), and
+  1.12e-5·(…) on another 2-core machine (AMD EPYC with AVX-512, jax 0.10.2: one member's
+  generator loss at step 10, the rest ≤ 3.6e-6); asserted 2.5e-5·(|value| + 0.25).
   Data-parallel members are other random streams (see above), and their kNN entropy is
   estimated on 8-sample shards, so only the energy's metrics are compared: measured
   |Δ| ≤ 0.26, asserted 0.55.
@@ -95,6 +96,6 @@ def test_a_group_on_four_devices_equals_the_group_on_one(tmp_path, members):
     for a, b in zip(record.read_metrics(d_many), record.read_metrics(d_one)):
       for k in keys:
         if spread and a["step"] <= 20:
-          assert abs(a[k] - b[k]) <= 1e-5 * (abs(b[k]) + 0.25), (k, a["step"], a[k], b[k])
+          assert abs(a[k] - b[k]) <= 2.5e-5 * (abs(b[k]) + 0.25), (k, a["step"], a[k], b[k])
         elif not spread:
           assert abs(a[k] - b[k]) < 0.55, (k, a["step"], a[k], b[k])

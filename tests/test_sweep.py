@@ -140,3 +140,38 @@ def test_parts_run_side_by_side_and_table_together(tmp_path):
   assert r.returncode == 0, r.stderr
   text = open(work / "table.md").read()
   assert "| A " in text and "| B " in text and "Members: 4 (4 ok)" in text
+
+
+@pytest.mark.slow  # two runner processes started and stopped: ~20 s
+def test_sigterm_to_parts_stops_every_part_resumably(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  import time
+  config = tmp_path / "two_methods.py"
+  config.write_text(
+      "from experiments.configs.default import get_config, finalize\n"
+      "def sweep(add):\n"
+      "  for label in ('A', 'B'):\n"
+      "    add(label=label, seed=0)\n")
+  work = tmp_path / "bench"
+  long_run = [a for a in TINY if not a.startswith("--config.steps=")] + [
+      "--config.steps=1000000", "--config.checkpoint_every=20",
+      "--config.negative_phase.mala_steps=0", "--config.evaluation.mcmc_steps=0"]
+  parts = subprocess.Popen([sys.executable, "-m", "experiments.parts", "--config", str(config),
+                            "--by", "label", "--workdir", str(work), "--"] + long_run,
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  members = [work / "part-0" / "000_label=A_seed=0", work / "part-1" / "000_label=B_seed=0"]
+  metrics = [m / "metrics.jsonl" for m in members]
+  deadline = time.time() + 240
+  while not all(m.exists() and m.stat().st_size for m in metrics):  # both parts are training
+    assert parts.poll() is None and time.time() < deadline, parts.communicate()
+    time.sleep(0.5)
+  parts.send_signal(signal.SIGTERM)
+  out, err = parts.communicate(timeout=120)
+  assert parts.returncode == 143, out + err
+  assert "stopping 2 running part(s)" in err
+  for i in (0, 1):  # each part stopped as a run does on SIGTERM: resumable, nothing lost
+    log = (work / "logs" / f"part-{i}.log").read_text()
+    assert "terminated (SIGTERM); run the same command" in log, log
+    assert cli.has_checkpoint(str(members[i]))
