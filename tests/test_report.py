@@ -192,3 +192,21 @@ def test_several_sweep_folders_are_tabled_together(tmp_path):
   assert [(r["label"], r["entropy.name"], r["seed"]) for r in rows] == [
       ("A", "", "0"), ("A", "", "1"), ("", "knn", "0")]
   assert command.main([str(tmp_path / "a"), str(tmp_path / "none")]) == 2
+
+
+def test_parts_share_one_command_and_are_listed(tmp_path):
+  """Members run as parts (``--only``, each in its own --workdir) are one command, not a
+  table mixing settings; the parts are named."""
+  rows = [dict(r, member=f"{i:03d}") for i, r in enumerate(ROWS)]
+  for i, (only, workdir) in enumerate([("label=A", "/w/part-0"), ("label=A", "/w/part-0"),
+                                       ("label=A", "/w/part-0"), ("seed=0", "/w/part-1")]):
+    _provenance(tmp_path, f"{i:03d}", "abc123", argv=(
+        "/x/experiments/run.py", "--config", "b.py", "--only", only, f"--workdir={workdir}"))
+  notes = report.provenance_notes(str(tmp_path), rows)
+  assert "Command: `python -m experiments.run --config b.py`" in notes
+  assert ("Parts, each run apart in its own --workdir: `--only label=A`; `--only seed=0`"
+          in notes)
+  _provenance(tmp_path, "003", "abc123", argv=("/x/experiments/run.py", "--config", "c.py"))
+  notes = report.provenance_notes(str(tmp_path), rows)
+  assert any(n.startswith("Command — **the members differ**") for n in notes)  # settings
+  assert "Parts, each run apart in its own --workdir: `--only label=A`; the whole sweep" in notes

@@ -168,10 +168,27 @@ def _counted(values: Sequence[str]) -> str:
   return "; ".join(f"`{v}` ({n} members)" for v, n in counts.most_common())
 
 
+def _command_and_part(argv: Sequence[str]) -> tuple[str, str]:
+  """A launch's command without ``--workdir`` and ``--only`` (where it ran, not what), and its
+  ``--only`` selection ('' for none): the parts of one benchmark share one command."""
+  kept, only, args = [], [], list(argv[1:])
+  while args:
+    arg = args.pop(0)
+    name, eq, value = arg.partition("=")
+    if name in ("--workdir", "--only"):
+      value = value if eq else (args.pop(0) if args else "")
+      if name == "--only":
+        only.append(value)
+    else:
+      kept.append(arg)
+  return "python -m experiments.run " + " ".join(kept), " --only ".join(only)
+
+
 def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   """Lines stating where the table's numbers came from, for under the table.
 
-  The members' git revisions, commands (``python -m experiments.run`` and its flags) and
+  The members' git revisions, commands (``python -m experiments.run`` and its flags but
+  ``--workdir`` and ``--only``, whose selections are listed as the parts) and
   jax/jaxlib/python versions, each as ``first → later`` where a member was resumed under
   another, and flagged when the members disagree (a table mixing code or settings says so);
   and what "wall s" measured: the vmapped group's wall time when seeds trained as one
@@ -184,7 +201,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   if found:
     readers = {
         "Git revision": lambda p: p.get("git_revision", "unknown"),
-        "Command": lambda p: "python -m experiments.run " + " ".join(p.get("argv", [])[1:]),
+        "Command": lambda p: _command_and_part(p.get("argv", []))[0],
         "Versions": lambda p: ", ".join(f"{k} {p.get('versions', {}).get(k, '?')}"
                                         for k in ("jax", "jaxlib", "python")),
         "Platform": lambda p: p.get("platform", "?"),
@@ -194,6 +211,10 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
       mixed = (" — **the members differ**" if len(set(values)) > 1
                else " — **changed when resumed**" if " → " in values[0] else "")
       notes.append(f"{what}{mixed}: {_counted(values)}")
+    parts = list(dict.fromkeys(_command_and_part(p.get("argv", []))[1] for p in found))
+    if len(parts) > 1 or parts[0]:
+      named = [f"`--only {part}`" if part else "the whole sweep" for part in parts]
+      notes.append("Parts, each run apart in its own --workdir: " + "; ".join(named))
   group = max((_number(r.get("vectorised_with")) for r in rows), default=math.nan)
   if group > 1:
     notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
