@@ -9,8 +9,9 @@ WORKDIR/part-i RUN FLAGS``; its console goes to ``WORKDIR/logs/part-i.log`` and
 all). For a host with many cores and one accelerator: the parts compile at the same time and
 share the device (each allocates device memory as it needs it rather than most of it at
 start). Table the parts together with ``python -m experiments.report WORKDIR/part-* --out
-STEM``. Running a part again resumes it, like any run folder. Exit status: 2 for a bad
-command (before anything starts), else the largest of the parts' exit statuses.
+STEM``. Running a part again resumes it, like any run folder. Before any part starts, a
+``--dry-run`` of the whole sweep with the RUN FLAGS checks every member. Exit status: 2 for
+a bad command (before anything starts), else the largest of the parts' exit statuses.
 """
 
 import argparse
@@ -40,6 +41,15 @@ def part_values(config_path: str, key: str) -> list[str]:
   if any("," in v for v in values):
     raise ConfigError(f"--by={key!r}: a value holds a comma, which --only cannot select.")
   return values
+
+
+def _check_run_flags(args, run_flags: list[str]) -> str | None:
+  """The launcher's error for the whole sweep with ``run_flags`` (a ``--dry-run``: every
+  member is built, nothing compiles or is written), or None when every member is valid."""
+  cmd = [sys.executable, "-m", "experiments.run", "--config", args.config, "--workdir",
+         os.path.join(args.workdir, "part-0"), "--no-progress", *run_flags, "--dry-run"]
+  checked = subprocess.run(cmd, capture_output=True, text=True)
+  return None if checked.returncode == 0 else (checked.stderr.strip() or checked.stdout.strip())
 
 
 def _stop(running) -> None:
@@ -112,6 +122,11 @@ def main(argv) -> int:
           f"{len(values)} parts at once.", file=sys.stderr)
     return 2
   args.jobs = args.jobs or len(values)
+  error = _check_run_flags(args, run_flags)
+  if error:
+    print(f"{error}\n(checked before starting any part: python -m experiments.run "
+          f"--config {args.config} {' '.join(run_flags)} --dry-run)", file=sys.stderr)
+    return 2
   os.makedirs(os.path.join(args.workdir, "logs"), exist_ok=True)
   with open(os.path.join(args.workdir, "parts.json"), "w") as f:
     json.dump({f"part-{i}": {args.by: v} for i, v in enumerate(values)}, f, indent=1)

@@ -102,8 +102,10 @@ def test_parts_command_refuses_bad_input_before_starting(tmp_path, capsys):
   assert len(parts.part_values(bench, "label")) == 7
   for argv, words in ((["--config", DEFAULT, "--by", "seed"], "declares no sweep(add)"),
                       (["--config", bench, "--by", "lr"], "no sweep member sets it"),
-                      (["--config", bench, "--by", "label", "--jobs", "-1"], "--jobs=-1")):
-    assert parts.main(argv + ["--workdir", str(tmp_path / "w")]) == 2
+                      (["--config", bench, "--by", "label", "--jobs", "-1"], "--jobs=-1"),
+                      (["--config", bench, "--by", "label", "--", "--config.batch_size=0"],
+                       "batch_size=0 is not allowed")):
+    assert parts.main(["--workdir", str(tmp_path / "w")] + argv) == 2
     assert words in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "w")  # nothing started
 
