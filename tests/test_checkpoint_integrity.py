@@ -155,15 +155,26 @@ def test_orbax_resource_exhausted_counts_as_a_full_disk():
   assert not checkpoint.is_storage_failure(OSError(errno.ENOENT, "no such file"))
 
 
+def _sigint_not_ignored():
+  """For a child process: SIGINT as in a terminal (Python then raises KeyboardInterrupt), even
+  where the tests were started with it ignored (a background job of a non-interactive shell,
+  nohup), which children inherit."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_signals_during_a_save_are_delivered_after_it(tmp_path):
   ckpt = checkpoint.Checkpoints(str(tmp_path), every=10, max_to_keep=5)
-  with pytest.raises(KeyboardInterrupt):
-    with checkpoint.signals_held():
-      signal.raise_signal(signal.SIGINT)
-      ckpt.save(10, _tree(10))  # still runs to its end
-  assert integrity.damage(ckpt.step_folder(10)) is None
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-  ckpt.close()
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # see _sigint_not_ignored
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      with checkpoint.signals_held():
+        signal.raise_signal(signal.SIGINT)
+        ckpt.save(10, _tree(10))  # still runs to its end
+    assert integrity.damage(ckpt.step_folder(10)) is None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, previous)
+    ckpt.close()
 
 
 def test_a_worse_summary_keeps_the_good_one_aside(tmp_path, capsys):
@@ -263,7 +274,8 @@ def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_
   args = ["--config.steps=300" if a.startswith("--config.steps=") else a for a in ARGS]
   log = open(tmp_path / "stopped.log", "w+")  # a file, not a pipe: a full pipe would block it
   proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args, "--workdir", stopped],
-                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                          preexec_fn=_sigint_not_ignored)
   deadline = time.time() + 240
   while not _saving_or_saved(stopped) and proc.poll() is None and time.time() < deadline:
     time.sleep(0.001)
