@@ -11,7 +11,9 @@ share the device (each allocates device memory as it needs it rather than most o
 start). Table the parts together with ``python -m experiments.report WORKDIR/part-* --out
 STEM``. Running a part again resumes it, like any run folder. Before any part starts, a
 ``--dry-run`` of the whole sweep with the RUN FLAGS checks every member. Exit status: 2 for
-a bad command (before anything starts), else the largest of the parts' exit statuses.
+a bad command (before anything starts); 130 (Ctrl-C) or 143 (SIGTERM) when stopped, which
+stops every running part resumably; else the largest of the parts' exit statuses (128 + N
+for a part killed by signal N).
 """
 
 import argparse
@@ -61,9 +63,18 @@ def _stop(running) -> None:
     log.close()
 
 
-def _raise_interrupt(signum, frame):
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _raise_terminated(signum, frame):
   del signum, frame
-  raise KeyboardInterrupt
+  raise _Terminated()
+
+
+def _exit_status(returncode: int) -> int:
+  """A part's exit status as a shell reports it: 128 + N for a part killed by signal N."""
+  return returncode if returncode >= 0 else 128 - returncode
 
 
 def _launch(args, values: list[str], run_flags: list[str]) -> int:
@@ -71,14 +82,14 @@ def _launch(args, values: list[str], run_flags: list[str]) -> int:
   env = dict(os.environ)
   env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes, one device
   pending, running = list(enumerate(values)), []
-  signal.signal(signal.SIGTERM, _raise_interrupt)
+  signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     return _supervise(args, run_flags, env, pending, running)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
     print(f"stopping {len(running)} running part(s); run the same command again to resume "
           "them", file=sys.stderr, flush=True)
     _stop(running)
-    return 143
+    return 143 if isinstance(e, _Terminated) else 130  # as the launcher's own exit statuses
 
 
 def _supervise(args, run_flags, env, pending, running) -> int:
@@ -98,8 +109,9 @@ def _supervise(args, run_flags, env, pending, running) -> int:
     for item in [r for r in running if r[1].poll() is not None]:
       running.remove(item)
       item[2].close()
-      print(f"part-{item[0]}: exit status {item[1].returncode}", flush=True)
-      worst = max(worst, item[1].returncode)
+      status = _exit_status(item[1].returncode)
+      print(f"part-{item[0]}: exit status {status}", flush=True)
+      worst = max(worst, status)
   return worst
 
 

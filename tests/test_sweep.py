@@ -177,3 +177,9 @@ def test_sigterm_to_parts_stops_every_part_resumably(tmp_path):
     log = (work / "logs" / f"part-{i}.log").read_text()
     assert "terminated (SIGTERM); run the same command" in log, log
     assert cli.has_checkpoint(str(members[i]))
+
+
+def test_a_part_killed_by_a_signal_counts_as_the_shell_reports_it():
+  from experiments import parts
+  assert parts._exit_status(-9) == 137 and parts._exit_status(-15) == 143
+  assert parts._exit_status(0) == 0 and parts._exit_status(3) == 3  # ok; a member diverged
