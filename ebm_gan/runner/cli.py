@@ -72,8 +72,7 @@ PROGRAMS = Registry("program", {"ebm_gan": ebm_gan_program, "toy_games": toy_gam
 
 USAGE = ("usage: python -m experiments.run [--config PATH] [--config.KEY=VALUE ...] "
          "[--workdir DIR] [--resume] [--sweep KEY=V1,V2,... ...] [--only KEY=V1,V2,... ...] "
-         "[--no-sweep] [--sequential] "
-         "[--no-progress] [--dry-run] [--help]")
+         "[--no-sweep] [--sequential] [--no-progress] [--dry-run] [--help]")
 
 
 def parse_args(argv: Sequence[str], default_config: str):
@@ -84,8 +83,8 @@ def parse_args(argv: Sequence[str], default_config: str):
   and ``sequential`` (bools).
   """
   path, overrides = default_config, []
-  options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "only": [], "no_sweep": False,
-             "sequential": False, "help": False, "dry_run": False}
+  options = {"workdir": None, "progress": True, "resume": False, "sweep": [], "only": [],
+             "no_sweep": False, "sequential": False, "help": False, "dry_run": False}
   flags = {"--no-progress": ("progress", False), "--resume": ("resume", True),
            "--no-sweep": ("no_sweep", True), "--sequential": ("sequential", True),
            "--help": ("help", True), "-h": ("help", True), "--dry-run": ("dry_run", True)}

@@ -166,9 +166,9 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
   """Saves ``config.json`` (the resolved config) and ``provenance.json`` in ``workdir``.
 
   ``provenance.json`` names the launch that trained from step 0 (package versions, git
-  revision, command, platform, devices); each later launch of the run (a resume from ``from_step`` >
-  0, or a finished run evaluated again) is appended to its ``resumed`` list, so that the
-  code that trained the first steps is never forgotten.
+  revision, command, platform, devices); each later launch of the run (a resume from
+  ``from_step`` > 0, or a finished run evaluated again) is appended to its ``resumed`` list,
+  so that the code that trained the first steps is never forgotten.
   """
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
