@@ -35,11 +35,7 @@ def part_values(config_path: str, key: str) -> list[str]:
   if members is None:
     raise ConfigError(f"--config={config_path!r} declares no sweep(add); there is nothing to "
                       "split into parts.")
-  values = list(dict.fromkeys(str(dict(m)[key]) for m in members if key in dict(m)))
-  if not values:
-    keys = sorted({k for m in members for k, _ in m})
-    raise ConfigError(f"--by={key!r}: no sweep member sets it; the members set "
-                      f"{', '.join(map(repr, keys))}.")
+  values = list(dict.fromkeys(map(str, sweep.values_of(members, key, f"--by={key!r}"))))
   if any("," in v for v in values):
     raise ConfigError(f"--by={key!r}: a value holds a comma, which --only cannot select.")
   return values
@@ -82,7 +78,7 @@ def _launch(args, values: list[str], run_flags: list[str]) -> int:
   env = dict(os.environ)
   env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes, one device
   pending, running = list(enumerate(values)), []
-  signal.signal(signal.SIGTERM, _raise_terminated)
+  previous = signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     return _supervise(args, run_flags, env, pending, running)
   except KeyboardInterrupt as e:
@@ -90,6 +86,8 @@ def _launch(args, values: list[str], run_flags: list[str]) -> int:
           "them", file=sys.stderr, flush=True)
     _stop(running)
     return 143 if isinstance(e, _Terminated) else 130  # as the launcher's own exit statuses
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _supervise(args, run_flags, env, pending, running) -> int:

@@ -3,6 +3,10 @@
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import types
 
 import numpy as np
@@ -101,7 +105,7 @@ def test_parts_command_refuses_bad_input_before_starting(tmp_path, capsys):
   assert parts.part_values(bench, "label")[:2] == ["GAN (non-saturating)", "WGAN-GP"]
   assert len(parts.part_values(bench, "label")) == 7
   for argv, words in ((["--config", DEFAULT, "--by", "seed"], "declares no sweep(add)"),
-                      (["--config", bench, "--by", "lr"], "no sweep member sets it"),
+                      (["--config", bench, "--by", "lr"], "no sweep member sets 'lr'"),
                       (["--config", bench, "--by", "label", "--jobs", "-1"], "--jobs=-1"),
                       (["--config", bench, "--by", "label", "--", "--config.batch_size=0"],
                        "batch_size=0 is not allowed")):
@@ -114,8 +118,6 @@ def test_parts_command_refuses_bad_input_before_starting(tmp_path, capsys):
 def test_parts_run_side_by_side_and_table_together(tmp_path):
   """``experiments.parts``: one process per label, each running only its own members in its
   own folder; ``experiments.report`` tables the parts as one benchmark."""
-  import subprocess
-  import sys
   config = tmp_path / "two_methods.py"
   config.write_text(
       "from experiments.configs.default import get_config, finalize\n"
@@ -146,10 +148,6 @@ def test_parts_run_side_by_side_and_table_together(tmp_path):
 
 @pytest.mark.slow  # two runner processes started and stopped: ~20 s
 def test_sigterm_to_parts_stops_every_part_resumably(tmp_path):
-  import signal
-  import subprocess
-  import sys
-  import time
   config = tmp_path / "two_methods.py"
   config.write_text(
       "from experiments.configs.default import get_config, finalize\n"

@@ -161,6 +161,19 @@ def _same_value(value, text: str) -> bool:
     return False
 
 
+def values_of(members: list[Member], key: str, what: str) -> list:
+  """Each member's override of ``key`` (members that do not set it are skipped).
+
+  Raises ConfigError, naming ``what`` (the flag asking), when no member sets ``key``.
+  """
+  values = [dict(m)[key] for m in members if key in dict(m)]
+  if not values:
+    set_keys = sorted({k for m in members for k, _ in m})
+    raise ConfigError(f"{what}: no sweep member sets {key!r}; the members set "
+                      f"{', '.join(map(repr, set_keys))}.")
+  return values
+
+
 def select(members: list[Member] | None, specs: Sequence[str]) -> list[Member] | None:
   """The members whose override of each ``--only KEY=V1,V2,...`` key is one of its values.
 
@@ -179,11 +192,7 @@ def select(members: list[Member] | None, specs: Sequence[str]) -> list[Member] |
       raise ConfigError(f"--only {spec!r} is not a selection; expected KEY=V1,V2,... or "
                         "KEY=START:STOP[:STEP], e.g. --only dataset=8gaussians --only seed=0:2."
                         ) from None
-    values = [dict(m)[key] for m in members if key in dict(m)]
-    if not values:
-      set_keys = sorted({k for m in members for k, _ in m})
-      raise ConfigError(f"--only {spec!r}: no sweep member sets {key!r}; the members set "
-                        f"{', '.join(map(repr, set_keys))}.")
+    values = values_of(members, key, f"--only {spec!r}")
     members = [m for m in members if any(_same_value(dict(m).get(key), t) for t in texts)]
     if not members:
       found = ", ".join(dict.fromkeys(map(str, values)))
