@@ -16,6 +16,10 @@ the game's full parameter dict ``params`` (player → pytree) as the game's
 current view: in player i's loss the other players' entries are under
 ``stop_gradient`` (:func:`ebm_gan.game.joint_directions`).
 
+* ``value_name``: what ``h``'s value is, and the metric it is logged as: ``'entropy'``
+  for an estimate of H(q_f) (consistent, or exact), ``'entropy_lower_bound'`` for a bound,
+  ``'mi_bound'`` for MEG's statistics-network bound (at σ = 0 not a quantity of H at all:
+  docs/theory.md (4.10)); ``None`` when there is no term.
 * ``players``: names of the extra players the estimator brings (``'posterior'``
   for a learned proposal, ``'statistics'`` for MEG's network); ``()`` for most.
 * ``init(key, generator, params, z) -> dict``: entries to *update* the game's
@@ -49,6 +53,7 @@ import jax.numpy as jnp
 class EntropyEstimator(Protocol):
   """What :class:`ebm_gan.game.EBMGame` needs from an entropy estimator."""
   players: tuple[str, ...]
+  value_name: str | None
 
   def init(self, key, generator, params, z) -> dict[str, Any]: ...
   def sample(self, generator, params, z, key) -> jax.Array: ...
@@ -57,8 +62,9 @@ class EntropyEstimator(Protocol):
 
 
 class PushForward:
-  """Shared defaults: x = G_f(z), no extra players."""
+  """Shared defaults: x = G_f(z), no extra players, a value that estimates H."""
   players: tuple[str, ...] = ()
+  value_name: str | None = "entropy"
 
   def init(self, key, generator, params, z):
     return {}
@@ -73,6 +79,22 @@ class PushForward:
 @dataclasses.dataclass(frozen=True)
 class NoEntropy(PushForward):
   """Ĥ = 0: the game is L1 alone (a Wasserstein-like critic, no max-entropy term)."""
+  value_name = None
 
   def entropy(self, generator, params, z, x, key):
     return jnp.zeros((), x.dtype), {}
+
+
+def score_surrogate(value: jax.Array, score: jax.Array, x: jax.Array) -> jax.Array:
+  """A scalar with the value ``value`` and the gradient −(1/B) Σ_i sg(ŝ_i)ᵀ ∂x_i (docs/theory.md (4.6)).
+
+  .. math::  h = Ĥ + S − \\mathrm{sg}(S),\\qquad S = −\\frac{1}{B} Σ_i \\mathrm{sg}(ŝ_i)ᵀ x_i
+
+  With ŝ_i ≈ ∇_x log q_f(x_i), ∇_f h is the Monte Carlo form of (4.1),
+  ∇_f H = −E[s_f(x)ᵀ ∂_f x]. ``score`` and ``value`` are constants here (stopped),
+  x[B, ...] carries the generator's parameters; ``score`` has x's flattened shape [B, d].
+  """
+  x = x.reshape(x.shape[0], -1)
+  score, value = jax.lax.stop_gradient((score, value))
+  surrogate = -jnp.mean(jnp.sum(score * x, axis=-1))
+  return value + surrogate - jax.lax.stop_gradient(surrogate)

@@ -44,6 +44,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ebm_gan.entropy.base import score_surrogate
 from ebm_gan.errors import InvalidArgumentError, check_positive, lookup
 from ebm_gan.models.flows import standard_normal_log_prob
 from ebm_gan.models.mlp import ACTIVATIONS
@@ -108,7 +109,36 @@ def gaussian_posterior_log_prob(z, mean, scale_tril):
 
 
 @dataclasses.dataclass(frozen=True)
-class NoisyGenerator:
+class NoiseInjection:
+  """x = G_f(z) + σε with σ fixed or learned by the generator (log σ in its ``'noise'``
+  collection, so the generator maximises L2 over σ too; docs/theory.md §4).
+
+  Attributes:
+    sigma: σ > 0 (its initial value when learned).
+    learn_sigma: whether the generator player learns log σ.
+  """
+  sigma: float = 0.1
+  learn_sigma: bool = False
+
+  def noise_scale(self, params) -> jax.Array:
+    """σ: the fixed value, or exp(log σ) from the generator's 'noise' collection."""
+    if self.learn_sigma:
+      return jnp.exp(params["generator"]["noise"]["log_sigma"])
+    return jnp.asarray(self.sigma, jnp.float32)
+
+  def noise_init(self, params) -> dict:
+    """``{'generator': ...}`` with a ``log σ`` leaf when σ is learned, else ``{}``."""
+    if not self.learn_sigma:
+      return {}
+    return {"generator": {**params["generator"],
+                          "noise": {"log_sigma": jnp.asarray(math.log(self.sigma), jnp.float32)}}}
+
+  def sample(self, generator, params, z, key):
+    return add_noise(generator, params, z, key, self.noise_scale(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisyGenerator(NoiseInjection):
   """x = G_f(z) + σε with ∇_f H from posterior samples (module docstring).
 
   The returned ``h`` has the value of the estimate (importance sampling:
@@ -116,8 +146,7 @@ class NoisyGenerator:
   surrogate −(1/B) Σ_i sg(ŝ_i)ᵀ x_i, ŝ_i ≈ ∇_x log q_f(x_i).
 
   Attributes:
-    sigma: σ (its initial value when learned).
-    learn_sigma: whether the generator player learns log σ.
+    sigma, learn_sigma: σ and whether it is learned (:class:`NoiseInjection`).
     posterior: ``'importance'`` or ``'mala'``.
     proposal: for importance sampling, ``'learned'`` (a player ``'posterior'``)
       or ``'local'`` (N(z, (proposal_scale·σ)² I)).
@@ -128,8 +157,6 @@ class NoisyGenerator:
     mala_steps: MALA steps per sample.
     mala_step_size: the Langevin step h in units of σ (h = mala_step_size·σ).
   """
-  sigma: float = 0.1
-  learn_sigma: bool = False
   posterior: str = "importance"
   proposal: str = "learned"
   num_samples: int = 16
@@ -151,32 +178,25 @@ class NoisyGenerator:
                           f"allowed: {', '.join(allowed)}.")
 
   @property
+  def value_name(self) -> str:
+    """'entropy' (importance sampling's −mean log q̂) or 'entropy_lower_bound' (MALA's H(x|z))."""
+    return "entropy" if self.posterior == "importance" else "entropy_lower_bound"
+
+  @property
   def players(self) -> tuple[str, ...]:
     learned = self.posterior == "importance" and self.proposal == "learned"
     return ("posterior",) if learned else ()
-
-  def noise_scale(self, params) -> jax.Array:
-    """σ: the fixed value, or exp(log σ) from the generator's 'noise' collection."""
-    if self.learn_sigma:
-      return jnp.exp(params["generator"]["noise"]["log_sigma"])
-    return jnp.asarray(self.sigma, jnp.float32)
 
   def _proposal(self, latent_dim):
     # Starts as wide as the prior: too wide only wastes proposals, too narrow biases IS.
     return GaussianPosterior(latent_dim, self.proposal_hidden)
 
   def init(self, key, generator, params, z):
-    new = {}
-    if self.learn_sigma:
-      new["generator"] = {**params["generator"],
-                          "noise": {"log_sigma": jnp.asarray(math.log(self.sigma), jnp.float32)}}
+    new = self.noise_init(params)
     if self.players:
       x = generator.apply(params["generator"], z)
       new["posterior"] = self._proposal(z.shape[-1]).init(key, x.reshape(x.shape[0], -1))
     return new
-
-  def sample(self, generator, params, z, key):
-    return add_noise(generator, params, z, key, self.noise_scale(params))
 
   def entropy(self, generator, params, z, x, key):
     x = x.reshape(x.shape[0], -1)
@@ -187,9 +207,7 @@ class NoisyGenerator:
     else:
       score, metrics = self._mala(generator, params_sg, z, x_sg, sigma, key)
       h_value = conditional_entropy(x.shape[-1], sigma)
-    surrogate = -jnp.mean(jnp.sum(score * x, axis=-1))
-    h = h_value + surrogate - jax.lax.stop_gradient(surrogate)
-    return h, {**metrics, "sigma": sigma}
+    return score_surrogate(h_value, score, x), {**metrics, "sigma": sigma}
 
   def _importance(self, generator, params, z, x, sigma, key):
     """(ŝ[B, d], −mean log q̂, metrics) by self-normalised importance sampling.
