@@ -214,7 +214,8 @@ class EBMGame:
       h, h_metrics = (entropy if entropy is not None
                       else self.entropy.entropy(self.generator, p, z, x_gen, k_ent))
       loss = -(jnp.mean(u_gen) + self.entropy_weight * h)
-      return loss, {"entropy": h, **h_metrics}
+      name = self.entropy.value_name
+      return loss, ({name: h, **h_metrics} if name else h_metrics)
 
     losses = {"energy": energy_loss, "generator": generator_loss}
     for name in self.entropy.players:
@@ -251,12 +252,12 @@ class EBMGame:
     docs/theory.md (6.10); possibly traced).
 
     Returns:
-      ``(value, directions)``; ``value`` is a dict with ``l3`` = L1 − Ĥ
-      (docs/theory.md (3.1)), ``l1``, ``entropy``, ``u_data``, ``u_gen``, each player's
-      loss ``loss_<player>`` and, when set, ``penalty`` and ``negative_acceptance``
-      (then ``l1`` and ``u_gen`` are taken on the MALA-moved negatives, (11.5));
-      ``directions[p]`` is
-      the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
+      ``(value, directions)``; ``value`` is a dict with ``l1``, ``u_data``, ``u_gen``,
+      the estimator's value under its ``value_name`` (``entropy`` with ``l3`` = L1 − Ĥ,
+      docs/theory.md (3.1), when it estimates H; ``entropy_lower_bound`` or ``mi_bound``
+      otherwise), each player's loss ``loss_<player>`` and, when set, ``penalty`` and
+      ``negative_acceptance`` (then ``l1`` and ``u_gen`` are taken on the MALA-moved
+      negatives, (11.5)); ``directions[p]`` is the gradient of player p's own loss (−∇_m L1 for the energy, −∇_f L2 for the
       generator), for the players in ``players`` (default: all). Only the listed
       players' losses are evaluated, so ``value`` then holds their metrics alone
       and no ``l3`` (an alternating critic step pays for the critics alone;
@@ -267,7 +268,11 @@ class EBMGame:
 
   def summarise(self, value: dict) -> dict:
     """Adds ``l3`` = L1 − Ĥ (docs/theory.md (3.1)) to the players' metrics (from one
-    evaluation, or an alternating round's merge: L1 at θ_t, Ĥ where the generator moved)."""
+    evaluation, or an alternating round's merge: L1 at θ_t, Ĥ where the generator moved),
+    when the estimator's value estimates H (``value_name`` 'entropy'); a bound or MEG's
+    regulariser would make it a number that is not L3, so it is left out then."""
+    if "entropy" not in value:
+      return value
     return dict(value, l3=value["l1"] - value["entropy"])
 
 

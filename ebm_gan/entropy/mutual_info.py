@@ -67,7 +67,9 @@ class MutualInformation:
 
   Brings the player ``'statistics'`` (loss −I_bound(T_ψ), generator fixed).
   ``h``'s value is H(x|z) + I_DV (module docstring), its gradient that of the
-  chosen bound.
+  chosen bound; it is logged as ``mi_bound``, not as an entropy: at σ = 0 (MEG's
+  deterministic generator) I(x; z) = ∞ and nothing ties the bound to H or its gradient
+  to ∇H (docs/theory.md (4.10); measured in results/entropy_gradients.md).
 
   Attributes:
     sigma: σ ≥ 0 of x = G_f(z) + σε (0: MEG's deterministic generator).
@@ -83,6 +85,7 @@ class MutualInformation:
   negatives: int = 1
 
   players = ("statistics",)
+  value_name = "mi_bound"
 
   def __post_init__(self):
     if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or self.sigma < 0:

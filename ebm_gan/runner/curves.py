@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 import numpy as np  # noqa: E402
 
 NORM_KINDS = ("grad_norm", "param_norm", "update_norm")
-FIRST = ("l3", "l1", "entropy")  # after the per-player losses
+FIRST = ("l3", "l1", "entropy", "entropy_lower_bound", "mi_bound")  # after the players' losses
 
 
 def ema(values, span: float) -> np.ndarray:

@@ -259,7 +259,7 @@ OK, DIVERGED = "ok", "diverged"
 RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "checkpoint_every",
                      "max_to_keep", "picture_every", "tensorboard_every", "eval_samples",
                      "divergence_bound", "log_every", "evaluation.mcmc_steps",
-                     "evaluation.mcmc_step_size")
+                     "evaluation.mcmc_step_size", "evaluation.entropy_samples")
 
 
 def flatten_config(config) -> dict:
@@ -325,7 +325,8 @@ def first_bad_step(chunk_metrics: dict, bound: float) -> int | None:
 
 
 def _is_summary_metric(name: str) -> bool:
-  return name.startswith("loss_") or name in ("l1", "l3", "entropy")
+  return name.startswith("loss_") or name in ("l1", "l3", "entropy", "entropy_lower_bound",
+                                              "mi_bound")
 
 
 class Recorder:
