@@ -268,3 +268,17 @@ def generator_kl(samples, log_p: Callable, k: int = 1) -> float:
   x = jnp.asarray(samples, jnp.float32)
   entropy = float(_knn_entropy(x, k))
   return -entropy - float(np.mean(np.asarray(log_p(x), np.float64)))
+
+
+def quadrature_entropy(log_p: Callable, bound: float, n: int = 192, outer: int = OUTER) -> float:
+  """H(p) = −∫ p log p by the midpoint rule on :func:`plane_grid`'s cells (docs/theory.md (9.10)):
+  −Σ_g a_g p(x_g) log p(x_g) over the data's box at n cells per axis and the plane around it out
+  to ±outer·bound; cells where p = 0 add 0.
+
+  Args:
+    log_p: x[k, 2] -> log p(x)[k], a normalised log-density; bound: the data box's half-width.
+  """
+  x, areas, _ = plane_grid(bound, n, outer)
+  lp = np.asarray(log_p(x), np.float64)
+  on = np.isfinite(lp)
+  return float(-np.sum(areas[on] * np.exp(lp[on]) * lp[on]))

@@ -10,6 +10,7 @@ traced or compiled. The registries below are the names a config may use.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -38,7 +39,9 @@ OPTIMIZERS = Registry("optimizer", optim.OPTIMIZERS)
 SCHEMES = Registry("update scheme", schemes.SCHEMES)
 ENTROPY_ESTIMATORS = Registry("entropy estimator", {
     "none": entropy.NoEntropy, "knn": entropy.KNN, "flow": entropy.Flow,
-    "noisy": entropy.NoisyGenerator, "mi": entropy.MutualInformation})
+    "noisy": entropy.NoisyGenerator, "mi": entropy.MutualInformation,
+    "jacobian": entropy.JacobianEntropy, "ssge": entropy.SpectralStein,
+    "score": entropy.DenoisingScore})
 
 # Factories ``(model_config, data_shape) -> flax module``: data_shape (2,) for the toys,
 # (H, W, C) for images.
@@ -115,6 +118,11 @@ def _check_runner_fields(config) -> None:
   DISPATCHES.get(config.dispatch, key="dispatch")
   check_count(config.evaluation.mcmc_steps, "evaluation.mcmc_steps", "no MCMC evaluation")
   check_positive(config.evaluation.mcmc_step_size, "evaluation.mcmc_step_size")
+  check_count(config.evaluation.entropy_samples, "evaluation.entropy_samples",
+              "no generator_entropy in the summary")
+  if config.evaluation.entropy_samples == 1:
+    raise ConfigError("evaluation.entropy_samples=1 is not allowed: the nearest-neighbour "
+                      "entropy needs at least 2 samples (0 turns it off).")
 
 
 def build_entropy(cfg):
@@ -222,10 +230,11 @@ def build(config) -> Experiment:
                       f"scheme={config.scheme!r}: only the 'alternating' scheme takes several "
                       "critic steps per generator step; set scheme='alternating' or "
                       "critic_steps=1.")
-  _check_batch_for_estimator(config, game)
+  devices = _devices(config)
+  _check_estimator_fits(config, game, shape, devices)
   _check_ema(o)
   tx = build_optimizer(config, game.players)
-  return Experiment(config, game, tx, dataset, devices=_devices(config),
+  return Experiment(config, game, tx, dataset, devices=devices,
                     penalty_schedule=penalty_schedule)
 
 
@@ -256,14 +265,24 @@ def _devices(config) -> int:
   return n
 
 
-def _check_batch_for_estimator(config, game) -> None:
-  """The kNN estimator needs k other samples in the batch."""
+def _check_estimator_fits(config, game, shape, devices: int) -> None:
+  """kNN needs k other samples in each device's batch; the Jacobian estimator a latent space
+  no larger than the data."""
   estimator = getattr(game, "entropy", None)
-  if isinstance(estimator, entropy.KNN) and estimator.k >= config.batch_size:
+  per_device = config.batch_size // devices
+  if isinstance(estimator, entropy.KNN) and estimator.k >= per_device:
+    where = f" over {devices} devices ({per_device} per device)" if devices > 1 else ""
     raise ConfigError(
-        f"entropy.knn.k={estimator.k} is not allowed with batch_size={config.batch_size}: the "
-        "k-th nearest neighbour is found among the other samples of a batch, so batch_size "
-        "must be larger than k.")
+        f"entropy.knn.k={estimator.k} is not allowed with batch_size={config.batch_size}"
+        f"{where}: the k-th nearest neighbour is found among the other samples of a device's "
+        "batch, so that batch must be larger than k.")
+  if isinstance(estimator, entropy.JacobianEntropy):
+    latent = getattr(game.generator, "latent_dim", None)
+    if latent is not None and latent > math.prod(shape):
+      raise ConfigError(
+          f"entropy.name='jacobian' is not allowed with model.latent_dim={latent} and "
+          f"{math.prod(shape)}-dimensional data: the change of variables needs a generator "
+          "that can be injective, latent_dim <= the data's dimension.")
 
 
 def is_image(dataset) -> bool:
@@ -366,6 +385,9 @@ def ignored_keys(config) -> dict:
     out.update(dict.fromkeys(("model.conv_width", "model.normalisation"), "no conv model"))
   if DATASETS.get(config.dataset, key="dataset") is not None:  # a toy
     out["data.dir"] = f"dataset={config.dataset!r}"
+  else:
+    out["evaluation.entropy_samples"] = (f"dataset={config.dataset!r} (the generator's entropy "
+                                         "is estimated on the 2-D toys)")
   if not config.dataset.startswith("stacked_"):
     out.update(dict.fromkeys(("evaluation.mode_samples", "evaluation.classifier_cache"),
                              f"dataset={config.dataset!r} (mode counting is for stacked datasets)"))

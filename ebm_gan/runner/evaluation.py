@@ -13,6 +13,11 @@
   model_near_modes   on the Gaussian mixtures: the mass of q_m within 3σ of a mode, the
   model_mode_factor  worst factor between a mode's share of it and 1/K (docs/theory.md
   model_mass_outside (9.6)-(9.7)), and its mass off the box, where the data never are
+  generator_entropy  H(q_f) by Kozachenko-Leonenko (docs/theory.md (4.4)) on
+                     evaluation.entropy_samples generator samples (every 2-D toy), whatever
+                     estimator trained the generator: what its entropy term was for
+  data_entropy       H(p): the midpoint rule (docs/theory.md (9.10)) where the dataset has a
+                     log_prob, else Kozachenko-Leonenko on DATA_ENTROPY_SAMPLES data points
 
 For a perfect model (U_m = log p) kl_data_model is 0 up to the quadrature (3e-7 on
 25gaussians) and model_mass_outside is p's own mass off the box (1.1e-3 on 25gaussians,
@@ -28,8 +33,10 @@ import jax
 import numpy as np
 
 from ebm_gan import metrics
+from ebm_gan.entropy.knn import knn_entropy
 
 HELDOUT_STREAM = 2**31 - 2  # the held-out data's key: PRNGKey(seed) folded with this
+DATA_ENTROPY_SAMPLES = 100_000  # data points for H(p) of a dataset with no log_prob
 GRID = 192  # cells per axis: side 2·scale/192 ≤ 1.1σ of the sharpest toy (8gaussians, σ 0.02)
 
 
@@ -59,6 +66,18 @@ class DensityMetrics:
     self.has_energy = hasattr(exp.game, "energy_fn")
     self.scale = dataset.scale
     self.modes, self.std = getattr(dataset, "modes", None), getattr(dataset, "std", None)
+    self._dataset, self._data_entropy = dataset, None
+
+  def data_entropy(self) -> float:
+    """H(p) of the dataset (module docstring), computed once."""
+    if self._data_entropy is None:
+      ds = self._dataset
+      if self.log_prob is not None:
+        self._data_entropy = metrics.quadrature_entropy(self.log_prob, self.scale, GRID)
+      else:
+        points = jax.jit(ds.sample, static_argnums=1)(jax.random.PRNGKey(0), DATA_ENTROPY_SAMPLES)
+        self._data_entropy = knn_entropy(np.asarray(points))
+    return self._data_entropy
 
   def __call__(self, samples: np.ndarray, energy) -> dict:
     """The metrics of generator ``samples`` and of the energy ``energy(x[k, 2]) -> U[k]``

@@ -77,6 +77,19 @@ def get_config() -> ml_collections.ConfigDict:
       "negatives": 1,                # product-of-marginals pairs per sample
   })
   c.entropy.knn = ml_collections.ConfigDict({"k": 1})
+  c.entropy.jacobian = ml_collections.ConfigDict()   # exact while the generator is injective
+  c.entropy.ssge = ml_collections.ConfigDict({
+      "bandwidth": "neighbour",      # median (the paper's) | neighbour (a local scale)
+      "bandwidth_scale": 2.0,
+      "eigen_ratio": 0.99,           # keep the eigenpairs holding this share of the kernel's trace
+      "num_eigen": 0,                # or exactly this many (0: by eigen_ratio)
+  })
+  c.entropy.score = ml_collections.ConfigDict({
+      "sigma": 0.05,                 # σ of x = G(z) + σε (its start value when learned)
+      "learn_sigma": False,
+      "hidden": (256, 256),          # the noise predictor ε̂(x), a third player
+      "activation": "swish",
+  })
   c.entropy.none = ml_collections.ConfigDict()
 
   c.penalty = ml_collections.ConfigDict()
@@ -132,6 +145,9 @@ def get_config() -> ml_collections.ConfigDict:
   # q_m sampled by latent MALA through the generator (docs/theory.md §11), reported as mcmc_*
   c.evaluation.mcmc_steps = 100   # 0: off
   c.evaluation.mcmc_step_size = 0.01
+  # H(q_f) of the generator by Kozachenko-Leonenko on this many samples (2-D toys; 0: off),
+  # reported as generator_entropy beside H(p) (data_entropy)
+  c.evaluation.entropy_samples = 10000
   # stacked image datasets: the mode-counting protocol (docs/theory.md §10)
   c.evaluation.mode_samples = 26000   # generator samples classified into the 1000 modes
   c.evaluation.classifier_cache = ""  # the digit classifier's cache ('': ~/.cache/ebm_gan/classifiers)
@@ -154,6 +170,7 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.energy_hidden = (32, 32)
     c.model.generator_hidden = (32, 32)
     c.eval_samples = min(c.eval_samples, 500)
+    c.evaluation.entropy_samples = min(c.evaluation.entropy_samples, 2000)
     c.entropy.noisy.proposal_hidden = (16,)
     c.entropy.mi.hidden = (16,)
     c.model.flow_layers = 2

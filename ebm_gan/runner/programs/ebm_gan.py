@@ -40,6 +40,7 @@ from ebm_gan import metrics as metrics_lib
 from ebm_gan import parallel
 from ebm_gan import sampling
 from ebm_gan import train
+from ebm_gan.entropy.knn import knn_entropy
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import console
@@ -55,6 +56,7 @@ VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
 # Host-side settings each member's Recorder reads from its own config: free to differ too.
 HOST_KEYS = ("divergence_bound", "log_every", "eval_samples", "tensorboard_every",
              "evaluation.mcmc_steps", "evaluation.mcmc_step_size", "evaluation.mode_samples",
+             "evaluation.entropy_samples",
              "evaluation.classifier_cache")
 EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
@@ -113,6 +115,11 @@ class Evaluator:
       self.mcmc = lambda p: mcmc(p, key)
     self.data = np.asarray(exp.dataset.sample(jax.random.PRNGKey(c.seed), 1000))
     self.image = config_lib.is_image(exp.dataset)
+    self.entropy_sample = None
+    n_entropy = c.evaluation.entropy_samples
+    if n_entropy and not self.image:
+      sample_many = _jitted(game, n_entropy)[0]
+      self.entropy_sample = lambda p: sample_many(p, jax.random.fold_in(key, 1))
     self.density_metrics = (image_evaluation.HeldOutMMD(exp) if self.image
                             else evaluation.DensityMetrics(exp))
     self.modes = None
@@ -137,9 +144,20 @@ class Evaluator:
       out.update(metrics_lib.mode_metrics(samples, dataset.modes, dataset.std))
     energy = (lambda x: self.critic(params, x)) if own else None
     out.update(self.density_metrics(samples, energy))
+    if own and self.entropy_sample is not None:
+      out.update(self._entropies(params))
     if self.modes is not None and np.all(np.isfinite(samples)):
       out.update(self.modes(params))
     return samples, out
+
+  def _entropies(self, params) -> dict:
+    """``generator_entropy`` (Kozachenko–Leonenko on entropy_samples samples) and
+    ``data_entropy`` H(p) (ebm_gan.runner.evaluation)."""
+    many = np.asarray(self.entropy_sample(params))
+    if not np.all(np.isfinite(many)):
+      return {}
+    return {"generator_entropy": knn_entropy(many),
+            "data_entropy": self.density_metrics.data_entropy()}
 
   def finish(self, state, recorder: record.Recorder, timings: dict) -> dict:
     """Evaluates the final ``state``, draws the final pictures and curves, writes the summary.
