@@ -261,9 +261,14 @@ def generator_kl(samples, log_p: Callable, k: int = 1) -> float:
   """KL(q_f ‖ p) = −H(q_f) − E_{q_f}[log p] from generator samples (docs/theory.md (9.5)).
 
   H(q_f) is the Kozachenko–Leonenko estimate (4.4) with the k-th neighbour, E_{q_f} a
-  sample mean. +∞ when a sample falls where p = 0. On N = 2500 samples of a 2-D
-  Gaussian (k = 1) the error has std 0.034 and no measurable bias (mean +0.004 ± 0.005
-  over 40 draws), the kNN entropy's error. ~0.06 s at N = 2500 (after compiling).
+  sample mean. +∞ when a sample falls where p = 0. Its error is the kNN entropy's
+  (N = 2500, k = 1; mean ± standard error over independent draws):
+
+  * q_f, p two 2-D Gaussians (KL 0.703 in closed form): error std 0.034, no measurable
+    bias (+0.004 ± 0.005 over 40 draws);
+  * q_f = p = 25-gaussians (σ = 0.05; true KL 0): +0.027 ± 0.002 over 300 draws (per-draw
+    std 0.032; means of 30 draws ranged 0.019–0.038), a bias of the entropy estimate on
+    this sharp mixture. A generator that matches p exactly reads about +0.03, not 0.
   """
   x = jnp.asarray(samples, jnp.float32)
   entropy = float(_knn_entropy(x, k))

@@ -3,7 +3,9 @@
   mmd2               unbiased MMD² (median-heuristic RBF) between eval_samples generator
                      samples and eval_samples held-out data points, drawn with their own key
   kl_generator_data  KL(q_f ‖ p) from the generator samples (kNN entropy), where the
-                     dataset has a closed-form log_prob
+                     dataset has a closed-form log_prob; biased up by the kNN entropy:
+                     q_f = p reads +0.027 ± 0.002 on 25gaussians at 2500 samples (mean ±
+                     standard error over 300 draws; metrics.generator_kl)
   kl_data_model      KL(p ‖ q_m) of the energy by quadrature: GRID × GRID cells on the
                      picture box ±dataset.scale, Ẑ_m over the plane out to 3× the box
                      (docs/theory.md (9.3)), where the dataset has a log_prob and the game an
