@@ -36,7 +36,8 @@ def test_a_perfect_model_scores_near_zero_on_every_metric():
   samples = np.asarray(sample(jax.random.PRNGKey(7), 2500))
   out = m(samples, m.log_prob)
   assert set(out) == {"mmd2", "kl_generator_data", "kl_data_model", "model_near_modes",
-                      "model_mode_factor", "model_mass_outside", "model_heldout_ll"}
+                      "model_mode_factor", "model_mass_outside", "model_heldout_ll",
+                      "model_mass_beyond_grid"}
   assert abs(out["mmd2"]) < 1e-3 and abs(out["kl_generator_data"]) < 0.07, out
   assert abs(out["kl_data_model"]) < 1e-5, out
   # 1 − e^{−4.5} = 0.98889 of p lies within 3σ of a mode, equally shared (tests/test_metrics.py)
@@ -53,7 +54,8 @@ def test_which_metrics_each_case_gets():
   assert set(evaluation.DensityMetrics(_exp("swissroll", eval_samples=4))(samples, None)) == {
       "mmd2"}  # no closed-form density
   swissroll = evaluation.DensityMetrics(_exp("swissroll", eval_samples=4))
-  assert set(swissroll(samples, lambda x: -(x**2).sum(-1))) == {"mmd2", "model_heldout_ll"}
+  assert set(swissroll(samples, lambda x: -(x**2).sum(-1))) == {"mmd2", "model_heldout_ll",
+                                                                "model_mass_beyond_grid"}
   gan = evaluation.DensityMetrics(_exp("rings", energy=False, eval_samples=4))
   assert set(gan(samples, None)) == {"mmd2", "kl_generator_data"}  # a GAN's logit is no energy
   assert gan(samples * np.nan, None) == {}  # diverged samples

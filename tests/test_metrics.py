@@ -165,6 +165,79 @@ def test_the_plane_grid_tiles_three_times_the_box_and_marks_the_box():
     metrics.plane_grid(1.0, 192, outer=2)
 
 
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_each_ring_tiles_the_square_between_its_reach_and_the_last(k):
+  """Ring k covers [−R_k, R_k]² \\ [−R_{k−1}, R_{k−1}]², R_k = 3·3^k·4.15 (R_0: plane_grid's
+  edge), with (144² − 48²) = 18 432 cells of side 4h·3^k at n = 192 (h = 8.3/192)."""
+  x, areas = metrics.ring_grid(4.15, 192, k)
+  reach, inner, side = 3 * 3**k * 4.15, 3 * 3**(k - 1) * 4.15, 4 * 8.3 / 192 * 3**k
+  assert len(x) == 144**2 - 48**2 and np.allclose(areas, side**2, rtol=1e-12)
+  assert math.isclose(areas.sum(), (2 * reach) ** 2 - (2 * inner) ** 2, rel_tol=1e-9)
+  assert np.abs(x).max() == pytest.approx(reach - side / 2, rel=1e-6)
+  assert np.abs(x).max(1).min() == pytest.approx(inner + side / 2, rel=1e-6)
+
+
+def _isotropic_gaussian_energy(s):
+  return lambda x: -(np.asarray(x, np.float64) ** 2).sum(-1) / (2 * s * s)
+
+
+def test_quadrature_kl_of_a_wide_gaussian_energy_is_the_closed_form():
+  """p = 25-gaussians (σ = 0.05, modes μ_c on {−4, −2, 0, 2, 4}², box ±4.15), U_m = −‖x‖²/2s²
+  with s = 6: q_m = N(0, s²I) puts 7.5% of its mass beyond ±3·4.15 = ±2.07s.
+
+  KL(p ‖ q_m) = −H(p) − E_p[log q_m]. E_p[log q_m] = −log 2πs² − E_p‖x‖²/2s² exactly, with
+  E_p‖x‖² = mean_c ‖μ_c‖² + 2σ² = 16 + 2σ². H(p) = log 25 + log 2πeσ² − δ with 0 ≤ δ ≤
+  Σ_{j≠i} e^{−‖μ_i − μ_j‖²/8σ²} ≤ 24·e^{−200} (the mixture bound of Kolchinsky & Tracey 2017
+  with the Bhattacharyya distance, modes ≥ 2 = 40σ apart): δ is below 1e-80. Closed form
+  5.580342. Measured at n = 256 (the default): error −6.5e-5 (−1.2e-4 at n = 192, O(h²): the
+  midpoint rule at the edges between cells of different sizes); bound 1.3e-4. The grid grows
+  two rings (to ±9 and ±27 boxes; the second holds 9e-10 of Ẑ_m). Without rings (±3 boxes
+  only, as before the rings) it read 5.500946, 0.077 low: the mass beyond was dropped."""
+  d, s = toy.get("25gaussians"), 6.0
+  entropy = math.log(25) + 1 + math.log(2 * math.pi * d.std**2)
+  expected_log_q = -math.log(2 * math.pi * s * s) - (16 + 2 * d.std**2) / (2 * s * s)
+  closed = -entropy - expected_log_q
+  energy = _isotropic_gaussian_energy(s)
+  kl = metrics.quadrature_kl(d.log_prob, energy, d.scale)
+  assert abs(kl - closed) < 1.3e-4, (kl, closed)
+  norm = metrics.plane_normaliser(energy, d.scale, 256)
+  assert norm.rings == 2 and norm.beyond < metrics.TAIL, norm
+  assert metrics.quadrature_kl(d.log_prob, energy, d.scale, rings=0) - closed < -0.07
+
+
+def test_an_energy_too_wide_for_the_cap_reports_its_outermost_ring():
+  """U_m = −‖x‖²/2s², s = 300, box ±4.15: the rings reach the cap, ±R₄ = ±243·4.15 = ±3.36s.
+  On squares, ∫_{[−R, R]²} e^{U_m} = 2πs² F(R), F(R) = erf(R/s√2)², so the outermost ring's
+  share of Ẑ_m is 1 − F(R₃)/F(R₄) = 0.455251 (R₃ = R₄/3) and Ẑ_m = 2πs² F(R₄), which misses
+  1 − F(R₄) = 1.5e-3 of the mass. Measured at n = 192: share error −3.7e-5, relative error of
+  Ẑ_m −5.7e-5 (O(h²) at the edges between cell sizes); bounds 7e-5 and 1.2e-4."""
+  s, bound = 300.0, 4.15
+  f = lambda r: math.erf(r / (s * math.sqrt(2))) ** 2
+  norm = metrics.plane_normaliser(_isotropic_gaussian_energy(s), bound)
+  assert norm.rings == metrics.RINGS == 4, norm
+  assert abs(norm.beyond - (1 - f(81 * bound) / f(243 * bound))) < 7e-5, norm
+  assert abs(math.exp(norm.log_z) / (2 * math.pi * s * s * f(243 * bound)) - 1) < 1.2e-4, norm
+
+
+def test_an_energy_that_grows_outward_is_reported_not_hidden():
+  """U_m = x₁ (q_m not normalisable): the rings run to the cap, ±R₄ = ±243·4.15, and the
+  outermost holds all of Ẑ_m but ~e^{−2R₄/3} (1.0 in floats). Its cells (side w = 4h·81) in
+  x₁ sum a geometric series: Ẑ_m = 2R₄ · e^{R₄} (w/2)/sinh(w/2) up to e^{−w}-relative terms, so
+  KL(p ‖ q_m) = log Ẑ_m − H(p) − E_p[x₁] with E_p[x₁] = 0 and H(p) as in the test above.
+  Measured at n = 256: log Ẑ_m off by 2.4e-5 (the float32 cell centres near 1000: ulp 6e-5),
+  the KL by 2.8e-4 (p's grid mass differs from 1 by 3e-7, times log Ẑ_m = 1013); bounds 5e-5
+  and 6e-4. Cut at ±3 boxes (rings = 0) the KL read 15.6: finite, the growth hidden."""
+  d, n = toy.get("25gaussians"), 256
+  grows = lambda x: np.asarray(x, np.float64)[:, 0]
+  reach, w = 243 * d.scale, 4 * 2 * d.scale / n * 81
+  log_z = reach + math.log(2 * reach) + math.log(w / 2 / math.sinh(w / 2))
+  norm = metrics.plane_normaliser(grows, d.scale, n)
+  assert norm.rings == metrics.RINGS and norm.beyond == 1.0, norm
+  assert abs(norm.log_z - log_z) < 5e-5, (norm.log_z, log_z)
+  entropy = math.log(25) + 1 + math.log(2 * math.pi * d.std**2)
+  assert abs(metrics.quadrature_kl(d.log_prob, grows, d.scale, n) - (log_z - entropy)) < 6e-4
+
+
 def test_mmd_flattens_image_samples():
   """Two 2×2×1 images of zeros vs two of ones, h = 1: the pixels differ by ‖1‖² = 4, so
   MMD²_u = k(x₁, x₂) + k(y₁, y₂) − 2·k(x, y) = 1 + 1 − 2e^{−4/2} = 1.729329 (9.1)."""
