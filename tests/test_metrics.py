@@ -331,7 +331,7 @@ def test_mode_metrics_of_a_widened_mixture_are_the_chi2_closed_forms():
   m = metrics.mode_metrics(x, modes, mix.std)
   assert abs(m["high_quality"] - (1 - math.exp(-9 / 8))) < 3e-3, m
   assert abs(m["stray"] - math.exp(-4.5)) < 7e-4, m
-  assert m["modes_covered"] == 25 and m["mode_kl"] < 2e-4, m
+  assert m["modes_covered"] == m["modes_covered_20"] == 25 and m["mode_kl"] < 2e-4, m
 
 
 def test_mode_metrics_tell_near_misses_from_stray_samples():
@@ -339,5 +339,19 @@ def test_mode_metrics_tell_near_misses_from_stray_samples():
   miss), 1 halfway between two modes (a bridge, 20σ away)."""
   mix = toy.get("25gaussians")
   x = np.array([[0.0, 0.0], [2.0, 2.0], [0.2, 0.0], [1.0, 0.0]])
-  m = metrics.mode_metrics(x, np.asarray(mix.modes), mix.std, min_count=1)
+  m = metrics.mode_metrics(x, np.asarray(mix.modes), mix.std)
   assert m["high_quality"] == 0.5 and m["stray"] == 0.25 and m["modes_covered"] == 2, m
+
+
+def test_a_mode_is_covered_by_one_high_quality_sample_and_covered_at_20_by_twenty():
+  """The default thresholds (the protocol's ≥ 1, docs/theory.md (9.8); and ≥ 20): on
+  25-gaussians (σ = 0.05) mode (0, 0) gets 1 high-quality sample, (2, 0) 19, (0, 2) 20 and
+  (−2, 0) 21, each at 2σ; (2, 2) gets 30 samples at 4σ, near misses that cover nothing. So 4
+  modes are covered, 2 of them at 20."""
+  mix = toy.get("25gaussians")
+  counts = {(0.0, 0.0): 1, (2.0, 0.0): 19, (0.0, 2.0): 20, (-2.0, 0.0): 21}
+  x = [np.array(mode) + (0.1, 0.0) for mode, k in counts.items() for _ in range(k)]
+  x += [np.array([2.0, 2.2])] * 30
+  m = metrics.mode_metrics(np.array(x), np.asarray(mix.modes), mix.std)
+  assert (m["modes_covered"], m["modes_covered_20"], m["num_modes"]) == (4, 2, 25), m
+  assert m["high_quality"] == 61 / 91, m
