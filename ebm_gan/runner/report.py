@@ -33,7 +33,8 @@ from ebm_gan.runner import record
 from ebm_gan.runner import tables
 
 # Summary column → (table heading, scale). high_quality is a fraction; shown in %. "modes" is
-# the protocol's count (≥ 1 high-quality sample), "modes ≥ 20" the stricter one (metrics.mode_metrics).
+# the protocol's count (≥ 1 high-quality sample), "modes ≥ 20" the stricter one
+# (metrics.mode_metrics).
 METRICS = {
     "modes_covered": ("modes", 1.0), "modes_covered_20": ("modes ≥ 20", 1.0),
     "high_quality": ("high-quality %", 100.0),
