@@ -37,15 +37,31 @@ def gaussian_samples(seed, n, shift=0.0):
   return z @ np.linalg.cholesky(S1).T + M1 + shift
 
 
-def test_quadrature_kl_is_zero_at_the_true_log_density():
-  """U_m = the 25-gaussians log p: the estimate is P log P, P the grid mass of p. σ = 0.05;
-  on the summary's box ±4.15 (3σ beyond the outer modes, 256 cells: h = 0.032 = 0.65σ) with
-  Ẑ_m over the plane out to ±12.45 (p's tails beyond the box counted) it is only rounding:
-  measured 3.0e-7. Cut to the box (outer = 1), p's mass outside it makes it −9.1e-4."""
+def test_quadrature_kl_of_the_mixture_against_its_widened_self_is_the_closed_form():
+  """p = 25-gaussians (σ = 0.05), U_m = log q + 3 with q the same modes at std s = 2σ, written
+  out here (not the library's mixture). The modes are ≥ 2 = 20s apart, so the KL is the
+  components' KL to within terms of order e^{−2²/8s²} = e^{−50}:
+  KL(N(μ, σ²I) ‖ N(μ, s²I)) = σ²/s² − 1 + 2 log(s/σ) = 2 log 2 − 3/4 = 0.636294. Box ±4.15,
+  n = 192 (the summary's grid): measured error −5.9e-7, bound 1.2e-6. (At n = 256 the error is
+  −1.0e-5: the margin of 8h then ends 4.1s beyond the outer modes, where q's tail meets the
+  coarse cells.)
+
+  Cut to the box (outer = 1) with U_m = log p the value is P log P, P = p's midpoint mass on the
+  box at n = 256, written out here as 1-D sums (the grid is a tensor product on the box):
+  −9.0648e-4; measured error 3.1e-7 (float32 log p), bound 6e-7."""
   d = toy.get("25gaussians")
-  assert abs(metrics.quadrature_kl(d.log_prob, d.log_prob, d.scale, 256)) < 1e-5
+  modes = np.asarray(d.modes)
+  widened = _mixture_log_density(modes, np.full(25, 1 / 25), 2 * d.std)
+  kl = metrics.quadrature_kl(d.log_prob, widened, d.scale, 192)
+  assert abs(kl - (2 * math.log(2) - 0.75)) < 1.2e-6, kl
+  h = 2 * d.scale / 256
+  centres = -d.scale + h * (np.arange(256) + 0.5)
+  def on_box(m):  # the 1-D midpoint mass of N(m, σ²) on the box
+    density = np.exp(-0.5 * ((centres - m) / d.std) ** 2) / (d.std * math.sqrt(2 * math.pi))
+    return np.sum(h * density)
+  p_box = np.mean([on_box(mx) * on_box(my) for mx, my in modes])
   cut = metrics.quadrature_kl(d.log_prob, d.log_prob, d.scale, 256, outer=1)
-  assert abs(cut + 9.1e-4) < 1e-4, cut
+  assert abs(cut - p_box * math.log(p_box)) < 6e-7, (cut, p_box * math.log(p_box))
 
 
 def test_quadrature_kl_between_two_gaussians_is_the_closed_form():
@@ -75,10 +91,20 @@ def test_heldout_log_likelihood_is_the_closed_form_and_counts_mass_off_the_box()
   assert abs(box_only - got - math.log(2.0)) < 1e-6, box_only - got
 
 
-def test_quadrature_kl_of_the_checkerboard_at_its_own_density_is_zero():
-  """Cells align with the squares (256 cells on ±3: 64 per square), U = −∞ off them."""
-  d = toy.get("checkerboard")
-  assert abs(metrics.quadrature_kl(d.log_prob, d.log_prob, 3.0, 256)) < 1e-5
+def test_quadrature_kl_of_the_checkerboard_against_a_gaussian_energy_is_the_closed_form():
+  """p uniform on the checkerboard's 8 black squares of side 1.5 on [−3, 3]² (cells align with
+  the squares: 64 per square at n = 256; p = 0 elsewhere adds 0), U_m = −‖x‖²/2s², s = 1.5:
+  KL(p ‖ q_m) = −H(p) − E_p[U_m] + log Z_m = −log 18 + E_p‖x‖²/2s² + log 2πs². Each column of
+  squares holds two black ones, so E_p[x₁²] = mean over the columns [a, b] of (a² + ab + b²)/3 =
+  3 (likewise x₂): closed form 1.091769. Measured error −7.3e-5 at n = 256 (−2.5e-4 at 128:
+  O(h²), of which −h²/12s² = −2e-5 is the midpoint rule's E_p‖x‖²); bound 1.5e-4."""
+  d, s = toy.get("checkerboard"), 1.5
+  columns = [(-3 + 1.5 * i, -1.5 + 1.5 * i) for i in range(4)]
+  second_moment = 2 * np.mean([(a * a + a * b + b * b) / 3 for a, b in columns])
+  closed = -math.log(18) + second_moment / (2 * s * s) + math.log(2 * math.pi * s * s)
+  kl = metrics.quadrature_kl(d.log_prob, lambda x: -(np.asarray(x, np.float64) ** 2).sum(-1)
+                             / (2 * s * s), 3.0, 256)
+  assert abs(kl - closed) < 1.5e-4, (kl, closed)
 
 
 def test_mmd_of_two_samples_of_one_distribution_is_near_zero():
