@@ -53,6 +53,9 @@ def mode_histogram_metrics(labels, num_modes: int = 1000, min_count: int = 1) ->
              KL(p̂ ‖ U) = Σ_{k: n_k > 0} p̂_k \\log(K p̂_k),\\quad K = \\text{num\\_modes}.
 
   KL is 0 for a perfectly balanced histogram and log K when every sample has one mode.
+  ``min_count`` = 1 is the protocol's count, as ``modes_covered`` of
+  :func:`ebm_gan.metrics.mode_metrics` on the 2-D mixtures (MEG's StackedMNIST evaluation,
+  ritheshkumar95/energy_based_generative_models ``evals.py``, counts modes with a count > 0).
 
   Returns:
     ``{'modes_covered', 'num_modes', 'mode_kl', 'num_samples'}``.

@@ -1,5 +1,6 @@
 """The 'ebm_gan' summary's distribution metrics (ebm_gan/runner/evaluation.py)."""
 
+import math
 import types
 
 import jax
@@ -16,36 +17,70 @@ def _exp(dataset, energy=True, eval_samples=2500):
   return types.SimpleNamespace(config=config, dataset=toy.get(dataset), game=game)
 
 
+def _mixture_log_density(x, modes, std):
+  """log p of the equal-weight isotropic mixture, written out in float64."""
+  d2 = ((np.asarray(x, np.float64)[:, None, :] - modes[None]) ** 2).sum(-1)
+  comp = -0.5 * d2 / std**2 - math.log(2 * math.pi * std**2)
+  top = comp.max(1, keepdims=True)
+  return (top + np.log(np.exp(comp - top).sum(1, keepdims=True)))[:, 0] - math.log(len(modes))
+
+
+def _midpoint_mass_off_the_box(modes, std, bound, n):
+  """1 − (1/K) Σ_c S(μ_c,1) S(μ_c,2): p's mass off [−bound, bound]² by the midpoint rule on
+  n cells per axis, S(m) the 1-D sum of the Gaussian over the cells (the grid is a tensor
+  product on the box; p's grid mass over the plane is 1 to 3e-12)."""
+  h = 2 * bound / n
+  centres = -bound + h * (np.arange(n) + 0.5)
+  def s(m):
+    return np.sum(h * np.exp(-0.5 * ((centres - m) / std) ** 2)) / (std * math.sqrt(2 * math.pi))
+  return 1 - np.mean([s(mx) * s(my) for mx, my in modes])
+
+
 @pytest.mark.slow  # ~7 s on the loaded 2-core machine, nearly all of it compiling
 def test_a_perfect_model_scores_near_zero_on_every_metric():
-  """Generator samples = fresh data, energy = log p (25 gaussians). Measured: mmd2 3.0e-6
-  (tolerance 1e-3, 3 std of MMD²_u between samples of one law, test_metrics);
-  kl_generator_data 0.034 (the kNN entropy's error, std 0.034; tolerance 0.07 ≈ 2×);
-  kl_data_model 3e-7 (q_m normalised over the plane, docs/theory.md (9.3); tolerance 1e-5);
-  model_near_modes 0.98889 = 1 − e^{−4.5} (error 4e-7, tolerance 1e-5); model_mass_outside
-  7.9e-4 (p's own mass off the box ±4.15, 3σ beyond the outer modes: 1.08e-3, less the
-  midpoint rule's error at the box's edge; tolerance 6e-4, tests/test_metrics.py);
-  model_heldout_ll −0.0582 against −H(p) = −log 25 − 1 − log(2πσ²) = −0.0653 (σ = 0.05, the
-  modes ≥ 13σ apart): off by 0.0071, the held-out mean's standard error being 0.020 (std of
-  log p(y) 0.99 over 2500 points); tolerance 0.05. A shift by 0.5 gives mmd2 0.0080."""
+  """Generator samples = fresh data, energy = log p (25 gaussians, σ = 0.05, box ±4.15, GRID
+  192). Each value against its closed form; measured at these keys (config seed 0, samples
+  key 7), bound ≈ 2× that. Statistics also vary with the keys: over config seeds 0–4 (samples
+  keys 7–11) mmd2 ranged −2.0e-4..9e-5 and kl_generator_data −0.014..0.096.
+
+  mmd2: 0 (unbiased at P = Q); measured 3.0e-6, bound 6e-6.
+  kl_generator_data: the measured bias +0.027 at q_f = p (metrics.generator_kl); measured
+    0.0340, 0.0070 off, bound 0.014.
+  kl_data_model: 0 (lp − U_m cancels; p's grid mass is 1 to 3e-12), float32 rounding of log p
+    in Ẑ_m: measured −5.0e-7, bound 1e-6.
+  model_near_modes: 1 − e^{−4.5}; measured error 3.9e-7, bound 8e-7. model_mode_factor: 1;
+    measured 1 + 1.2e-7, bound 2.5e-7.
+  model_mass_outside: the midpoint rule's p off the box, 7.9058e-4 (_midpoint_mass_off_the_box;
+    p's exact 1.08e-3, docs/theory.md (9.3)); measured error −3.2e-9, bound 7e-9.
+  model_heldout_ll: mean log p(y) over the held-out points y, written out (its own mean is
+    −H(p) = −0.0653, 0.0071 away on these points); measured error 3.0e-7 (float32 log p and
+    Ẑ_m), bound 6e-7.
+  model_mass_beyond_grid: the share of Ẑ_m in plane_grid's coarse cells, whose centres lie
+    ≥ 11.6σ from every mode: measured 3.8e-30, bound 7.5e-30.
+  A shift by 0.5 gives mmd2 0.0080 (seeds 0–4: 0.0048–0.0099); asserted > 0.004, a lower
+  bound, not a tolerance."""
   exp = _exp("25gaussians")
+  d = exp.dataset
   m = evaluation.DensityMetrics(exp)
   assert m.heldout.shape == (2500, 2)
-  sample = jax.jit(exp.dataset.sample, static_argnums=1)
+  sample = jax.jit(d.sample, static_argnums=1)
   assert not np.allclose(m.heldout, sample(jax.random.PRNGKey(0), 2500))  # not the seed's key
   samples = np.asarray(sample(jax.random.PRNGKey(7), 2500))
   out = m(samples, m.log_prob)
   assert set(out) == {"mmd2", "kl_generator_data", "kl_data_model", "model_near_modes",
-                      "model_mode_factor", "model_mass_outside", "model_heldout_ll"}
-  assert abs(out["mmd2"]) < 1e-3 and abs(out["kl_generator_data"]) < 0.07, out
-  assert abs(out["kl_data_model"]) < 1e-5, out
-  # 1 − e^{−4.5} = 0.98889 of p lies within 3σ of a mode, equally shared (tests/test_metrics.py)
-  assert abs(out["model_near_modes"] - (1 - np.exp(-4.5))) < 1e-5, out
-  assert out["model_mode_factor"] < 1 + 1e-5, out
-  assert abs(out["model_mass_outside"] - 1.08e-3) < 6e-4, out
-  entropy = np.log(25) + 1 + np.log(2 * np.pi * exp.dataset.std**2)
-  assert abs(out["model_heldout_ll"] + entropy) < 0.05, out
-  assert m(samples + 0.5, m.log_prob)["mmd2"] > 0.004  # measured 0.0080
+                      "model_mode_factor", "model_mass_outside", "model_heldout_ll",
+                      "model_mass_beyond_grid"}
+  assert abs(out["mmd2"]) < 6e-6 and abs(out["kl_generator_data"] - 0.027) < 0.014, out
+  assert abs(out["kl_data_model"]) < 1e-6, out
+  assert abs(out["model_near_modes"] - (1 - math.exp(-4.5))) < 8e-7, out
+  assert abs(out["model_mode_factor"] - 1) < 2.5e-7, out
+  modes = np.asarray(d.modes)
+  off = _midpoint_mass_off_the_box(modes, d.std, d.scale, evaluation.GRID)
+  assert abs(out["model_mass_outside"] - off) < 7e-9, (out, off)
+  heldout = np.mean(_mixture_log_density(m.heldout, modes, d.std))
+  assert abs(out["model_heldout_ll"] - heldout) < 6e-7, (out, heldout)
+  assert out["model_mass_beyond_grid"] < 7.5e-30, out
+  assert m(samples + 0.5, m.log_prob)["mmd2"] > 0.004
 
 
 def test_which_metrics_each_case_gets():
@@ -53,7 +88,8 @@ def test_which_metrics_each_case_gets():
   assert set(evaluation.DensityMetrics(_exp("swissroll", eval_samples=4))(samples, None)) == {
       "mmd2"}  # no closed-form density
   swissroll = evaluation.DensityMetrics(_exp("swissroll", eval_samples=4))
-  assert set(swissroll(samples, lambda x: -(x**2).sum(-1))) == {"mmd2", "model_heldout_ll"}
+  assert set(swissroll(samples, lambda x: -(x**2).sum(-1))) == {"mmd2", "model_heldout_ll",
+                                                                "model_mass_beyond_grid"}
   gan = evaluation.DensityMetrics(_exp("rings", energy=False, eval_samples=4))
   assert set(gan(samples, None)) == {"mmd2", "kl_generator_data"}  # a GAN's logit is no energy
   assert gan(samples * np.nan, None) == {}  # diverged samples

@@ -73,6 +73,8 @@ def test_the_final_pictures_title_names_the_quality_and_a_status_other_than_ok()
              "mmd2": 1e-4}
   assert (pictures.run_title("25gaussians", mixture, "ok")
           == "25gaussians, step 24000: 25/25 modes, 92.4% high-quality")
+  assert (pictures.run_title("25gaussians", dict(mixture, modes_covered_20=23), "ok")
+          == "25gaussians, step 24000: 25/25 modes (23 with ≥ 20), 92.4% high-quality")
   assert (pictures.run_title("swissroll", {"steps_done": 300, "mmd2": 7.925e-5}, "ok")
           == "swissroll, step 300: MMD² 7.9e-05 to held-out data")
   assert (pictures.run_title("swissroll", {"steps_done": 30, "mmd2": 0.5}, "diverged")

@@ -11,13 +11,13 @@ from ebm_gan.runner import report
 
 ROWS = [  # two methods (one by label, one by overrides) x one dataset x seeds
     {"member": "000", "label": "A", "dataset": "25gaussians", "seed": "0", "status": "ok",
-     "wall_s": "10", "modes_covered": "25", "high_quality": "0.90"},
+     "wall_s": "10", "modes_covered": "25", "modes_covered_20": "24", "high_quality": "0.90"},
     {"member": "001", "label": "A", "dataset": "25gaussians", "seed": "1", "status": "ok",
-     "wall_s": "12", "modes_covered": "23", "high_quality": "0.80"},
+     "wall_s": "12", "modes_covered": "23", "modes_covered_20": "21", "high_quality": "0.80"},
     {"member": "002", "label": "A", "dataset": "25gaussians", "seed": "2", "status": "diverged",
-     "wall_s": "3", "modes_covered": "0", "high_quality": "0.0"},
+     "wall_s": "3", "modes_covered": "0", "modes_covered_20": "0", "high_quality": "0.0"},
     {"member": "003", "label": "", "dataset": "25gaussians", "seed": "0", "status": "ok",
-     "wall_s": "5", "modes_covered": "20", "high_quality": "0.5"},
+     "wall_s": "5", "modes_covered": "20", "modes_covered_20": "17", "high_quality": "0.5"},
 ]
 
 
@@ -32,15 +32,17 @@ def test_aggregate_means_and_sample_stds_over_the_ok_seeds(tmp_path):
   _write(tmp_path, ROWS)
   lines = report.aggregate(report.read_rows(str(tmp_path)))
   a = next(line for line in lines if line["method"] == "A")
-  # ok seeds only: modes 25, 23 -> 24 ± 1.414 (sample std); high-quality 90, 80 % -> 85 ± 7.1
+  # ok seeds only: modes 25, 23 -> 24 ± 1.414 (sample std), at 20: 24, 21 -> 22.5 ± 2.1;
+  # high-quality 90, 80 % -> 85 ± 7.1
   assert a["seeds ok"] == "2/3"
-  assert a["modes"] == "24 ± 1.4"
+  assert a["modes"] == "24 ± 1.4" and a["modes ≥ 20"] == "22.5 ± 2.1"
   assert a["high-quality %"] == "85 ± 7.1"
   assert a["wall s"] == "11 ± 1.4"
   unlabelled = next(line for line in lines if line["method"] != "A")
   assert unlabelled["modes"] == "20 ± 0"  # one seed: no spread
   assert unlabelled["wall s"] == "5"  # one wall time: no "± 0"
-  assert list(a) == ["method", "dataset", "seeds ok", "modes", "high-quality %", "wall s"]
+  assert list(a) == ["method", "dataset", "seeds ok", "modes", "modes ≥ 20", "high-quality %",
+                     "wall s"]
   grouped = [dict(r, wall_s="30") for r in ROWS]  # seeds trained as one vmapped group
   _write(tmp_path, grouped)
   assert report.aggregate(report.read_rows(str(tmp_path)))[0]["wall s"] == "30"

@@ -20,7 +20,8 @@ from ebm_gan.runner import tables
 
 _START = time.perf_counter()
 # The sweep table's result columns, in this order, where a program reports them.
-RESULTS = ("modes_covered", "high_quality", "mode_kl", "l3", "steps_per_s", "wall_s", "error")
+RESULTS = ("modes_covered", "modes_covered_20", "high_quality", "mode_kl", "l3", "steps_per_s",
+           "wall_s", "error")
 
 
 def phase(text: str, enabled: bool = True) -> None:

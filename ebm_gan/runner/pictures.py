@@ -340,10 +340,13 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
 
 
 def run_title(dataset: str, summary: dict, status: str) -> str:
-  """A final picture's title: the dataset, the step and the run's quality (modes covered and
-  high-quality share on a mixture, else MMD² to held-out data), with the status unless 'ok'."""
+  """A final picture's title: the dataset, the step and the run's quality (modes covered, by the
+  protocol's count and by the stricter ≥ 20, and high-quality share on a mixture, else MMD² to
+  held-out data), with the status unless 'ok'."""
   if "modes_covered" in summary:
-    quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes, "
+    strict = (f" ({summary['modes_covered_20']} with ≥ 20)" if "modes_covered_20" in summary
+              else "")
+    quality = (f"{summary['modes_covered']}/{summary['num_modes']} modes{strict}, "
                f"{100 * summary['high_quality']:.1f}% high-quality")
   else:
     quality = f"MMD² {summary['mmd2']:.1e} to held-out data" if "mmd2" in summary else ""
