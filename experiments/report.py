@@ -1,6 +1,7 @@
 """Tables a finished sweep across seeds: ``python -m experiments.report SWEEP_DIR ... --out STEM``.
 
-Writes ``STEM.md`` (mean ± std over seeds per method and dataset) and ``STEM.png`` (one
+Writes ``STEM.md`` (mean ± std over seeds per method and dataset, or with ``--by-seed`` every
+seed's value) and ``STEM.png`` (one
 sample panel per method and dataset); see :mod:`ebm_gan.runner.report`. Several SWEEP_DIRs
 (parts of one benchmark run apart with ``--only``) are tabled together. Exit status 2 when
 a SWEEP_DIR holds no sweep table.
@@ -20,6 +21,8 @@ def main(argv) -> int:
   parser.add_argument("--out", default=None,
                       help="output path without extension (default: the first SWEEP_DIR/report)")
   parser.add_argument("--title", default="", help="a heading for the markdown table")
+  parser.add_argument("--by-seed", action="store_true",
+                      help="list each seed's value ('a / b / c') instead of mean ± std")
   args = parser.parse_args(argv)
   for sweep_dir in args.sweep_dirs:
     if not os.path.isfile(os.path.join(sweep_dir, "sweep.csv")):
@@ -28,7 +31,7 @@ def main(argv) -> int:
             file=sys.stderr)
       return 2
   out = args.out or os.path.join(args.sweep_dirs[0], "report")
-  for path in report.write(args.sweep_dirs, out, args.title):
+  for path in report.write(args.sweep_dirs, out, args.title, by_seed=args.by_seed):
     print(path)
   return 0
 

@@ -381,9 +381,14 @@ def test_from_config_builds_every_estimator_with_its_own_settings():
   est = runner_config.build_entropy(cfg)
   assert est == entropy.NoisyGenerator(sigma=0.3, proposal_hidden=(8,))
   for name, cls in [("flow", entropy.Flow), ("mi", entropy.MutualInformation),
-                    ("knn", entropy.KNN), ("none", entropy.NoEntropy)]:
+                    ("knn", entropy.KNN), ("none", entropy.NoEntropy),
+                    ("jacobian", entropy.JacobianEntropy), ("ssge", entropy.SpectralStein),
+                    ("score", entropy.DenoisingScore)]:
     assert isinstance(runner_config.build_entropy({"name": name}), cls)
-  assert set(runner_config.ENTROPY_ESTIMATORS.names()) == {"flow", "noisy", "mi", "knn", "none"}
+  assert set(runner_config.ENTROPY_ESTIMATORS.names()) == {
+      "flow", "noisy", "mi", "knn", "none", "jacobian", "ssge", "score"}
+  assert runner_config.build_entropy({"name": "ssge", "ssge": {"num_eigen": 5}}) == (
+      entropy.SpectralStein(num_eigen=5))
   with pytest.raises(ConfigError, match="entropy.mi.temperature"):
     runner_config.build_entropy({"name": "mi", "mi": {"temperature": 1.0}})
   with pytest.raises(ConfigError, match="entropy.noisy.posterior"):
@@ -402,6 +407,10 @@ _GAME_CASES = {
                    models.MLPGenerator(2, 3, (8,)), ()),
     "mi": (entropy.MutualInformation(sigma=0.1, hidden=(8,)), models.MLPGenerator(2, 3, (8,)),
            ("statistics",)),
+    "score_learned_sigma": (entropy.DenoisingScore(learn_sigma=True, hidden=(8,)),
+                            models.MLPGenerator(2, 3, (8,)), ("score",)),
+    "ssge": (entropy.SpectralStein(bandwidth="neighbour"), models.MLPGenerator(2, 3, (8,)), ()),
+    "jacobian": (entropy.JacobianEntropy(), models.MLPGenerator(2, 2, (8,), "elu"), ()),
 }
 
 

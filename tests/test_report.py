@@ -49,6 +49,15 @@ def test_aggregate_means_and_sample_stds_over_the_ok_seeds(tmp_path):
   assert unlabelled["method"] == "the config as given"  # no label, no override but the seed
 
 
+def test_by_seed_lists_each_ok_seed_in_seed_order(tmp_path):
+  _write(tmp_path, [ROWS[1], ROWS[0], ROWS[2], dict(ROWS[0], member="004", seed="3",
+                                                       high_quality="0.75", modes_covered="")])
+  (a,) = report.aggregate(report.read_rows(str(tmp_path)), by_seed=True)
+  assert a["seeds ok"] == "3/4 (0, 1, 3)"
+  assert a["high-quality %"] == "90 / 80 / 75"
+  assert a["modes"] == "25 / 23 / –"  # seed 3 did not report it
+
+
 def test_a_sweep_without_a_dataset_override_reads_the_members_config(tmp_path):
   rows = [{k: v for k, v in r.items() if k != "dataset"} for r in ROWS]
   _write(tmp_path, rows)

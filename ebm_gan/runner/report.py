@@ -44,6 +44,7 @@ METRICS = {
     "model_near_modes": ("q_m near modes %", 100.0),
     "model_mode_factor": ("q_m mode factor", 1.0),
     "model_mass_outside": ("q_m off the box %", 100.0), "kl_generator_data": ("KL(q_f‖p)", 1.0),
+    "generator_entropy": ("H(q_f)", 1.0), "data_entropy": ("H(p)", 1.0),
     "mcmc_high_quality": ("MCMC high-quality %", 100.0), "wall_s": ("wall s", 1.0),
 }
 GROUP_EXCLUDES = ("member", "seed", "status", "_folder")
@@ -102,6 +103,11 @@ def _mean_std(values: Sequence[float]) -> str:
   return f"{v.mean():.4g} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2g}"
 
 
+def _seed_by_seed(values: Sequence[float]) -> str:
+  """The members' values in seed order, 'a / b / c' (4 significant digits; – for a missing one)."""
+  return " / ".join(f"{x:.4g}" if math.isfinite(x) else "–" for x in values)
+
+
 def _wall_cell(values: Sequence[float]) -> str:
   """The wall time: one number when the members share it (seeds that trained as one vmapped
   group, or one seed), else mean ± std over members that trained apart."""
@@ -130,20 +136,24 @@ def method_of(row: dict, keys: Sequence[str]) -> str:
   return ", ".join(overrides) or "the config as given"  # a sweep over seeds alone
 
 
-def aggregate(rows: Sequence[dict]) -> list[dict]:
-  """One row per (method, dataset): the number of seeds (ok/all) and mean ± std of each metric."""
+def aggregate(rows: Sequence[dict], by_seed: bool = False) -> list[dict]:
+  """One row per (method, dataset): the number of seeds (ok/all) and mean ± std of each metric
+  (``by_seed``: the seeds' values, 'a / b / c' in seed order)."""
   keys = _override_keys(rows, METRICS)
   groups: dict[tuple, list[dict]] = {}
-  for row in rows:
+  for row in sorted(rows, key=lambda r: _number(r.get("seed", 0))):
     groups.setdefault((method_of(row, keys), row.get("dataset", "")), []).append(row)
+  cell = _seed_by_seed if by_seed else _mean_std
   out = []
   for (method, dataset), members in groups.items():
     ok = [m for m in members if m.get("status") == "ok"]
     line = {"method": method, "dataset": dataset, "seeds ok": f"{len(ok)}/{len(members)}"}
+    if by_seed:
+      line["seeds ok"] += " (" + ", ".join(m.get("seed", "?") for m in ok) + ")"
     for key, (heading, scale) in METRICS.items():
       if any(key in m and m[key] != "" for m in ok):
         values = [_value(m, key) * scale for m in ok]
-        line[heading] = _wall_cell(values) if key == "wall_s" else _mean_std(values)
+        line[heading] = _wall_cell(values) if key == "wall_s" else cell(values)
     if "wall s" in line and any(_partial_wall(m) for m in ok):
       line["wall s"] = (line["wall s"] or "–") + PARTIAL_MARK
     out.append(line)
@@ -244,17 +254,19 @@ def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
   return pictures.sample_panels(path, methods, datasets, found)
 
 
-def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "") -> list[str]:
+def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "",
+          by_seed: bool = False) -> list[str]:
   """Writes ``<out_stem>.md``, ``<out_stem>.csv`` (and ``.png`` when members saved samples);
   returns the paths.
 
   ``sweep_dirs``: one sweep folder, or several whose members are tabled together (parts of
-  one benchmark run apart, e.g. with ``--only``).
+  one benchmark run apart, e.g. with ``--only``). ``by_seed``: the table's cells list every
+  seed's value instead of their mean ± std.
   """
   dirs = [sweep_dirs] if isinstance(sweep_dirs, str) else list(sweep_dirs)
   rows = [row for d in dirs for row in read_rows(d)]
   sweep_dir = dirs[0]
-  lines = aggregate(rows)
+  lines = aggregate(rows, by_seed)
   os.makedirs(os.path.dirname(os.path.abspath(out_stem)), exist_ok=True)
   md = out_stem + ".md"
   with open(md + ".tmp", "w") as f:

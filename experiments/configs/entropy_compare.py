@@ -1,6 +1,6 @@
 """Which entropy estimator? The EBM-GAN on 25-gaussians and swissroll with each of them.
 
-Launch (10 members: 5 estimators x 2 datasets, each in its own run folder; the
+Launch (16 members: 8 estimators x 2 datasets, each in its own run folder; the
 table, with modes covered, high-quality fraction and steps per second, is
 ``<workdir>/sweep.md``):
 
@@ -20,7 +20,7 @@ import ml_collections
 
 from experiments.configs import default
 
-ESTIMATORS = ("flow", "noisy", "mi", "knn", "none")
+ESTIMATORS = ("flow", "jacobian", "noisy", "score", "ssge", "mi", "knn", "none")
 DATASETS = ("25gaussians", "swissroll")
 
 
