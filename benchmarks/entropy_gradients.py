@@ -45,7 +45,7 @@ def settings(case):
   rows = []
   if case.name.startswith("linear"):
     rows.append(("flow", "exact", BATCH, entropy.Flow()))
-    rows.append(("jacobian", "change of variables", BATCH, entropy.JacobianEntropy()))
+  rows.append(("jacobian", "change of variables", BATCH, entropy.JacobianEntropy()))
   for k, batch in ((1, 64), (1, BATCH), (3, BATCH), (10, BATCH), (1, 1024), (3, 1024)):
     rows.append(("knn", f"k={k}", batch, entropy.KNN(k)))
   rows.append(("ssge", "median bandwidth", BATCH, entropy.SpectralStein()))

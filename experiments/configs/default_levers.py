@@ -10,7 +10,6 @@ at a time, then put the other estimators at the new settings:
   + R1 0.003 → 1e-4    a weaker R1 (today's default but for the steps)
   default (48k)        today's default: 48 000 steps
   MI σ=0 (new)         + R1's settings with MI instead of kNN
-  SSGE (new)           + R1's settings with SSGE (neighbour bandwidth)
   none (new)           + R1's settings without the entropy term
 
 Launch two rows at a time on the 2-core machine (about 70 min), then table them:
@@ -36,7 +35,6 @@ LEVERS = {
     "+ R1 0.003 → 1e-4": SHORT,
     "default (48k)": {},
     "MI σ=0 (new)": {"entropy.name": "mi", **SHORT},
-    "SSGE (new)": {"entropy.name": "ssge", **SHORT},
     "none (new)": {"entropy.name": "none", **SHORT},
 }
 SEEDS = (0, 1, 2)
