@@ -34,7 +34,7 @@ def test_help_lists_flags_fields_types_and_allowed_names(capsys):
   assert "'optimistic_adam'" in line and "str" in line
   for name in config_lib.OPTIMIZERS.names():
     assert name in line
-  assert "int" in _field_line(out, "steps") and "24000" in _field_line(out, "steps")
+  assert "int" in _field_line(out, "steps") and "48000" in _field_line(out, "steps")
   assert "swissroll" in _field_line(out, "dataset")
 
 

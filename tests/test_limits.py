@@ -33,7 +33,8 @@ def test_the_default_config_is_within_every_limit():
 
 
 @pytest.mark.parametrize("overrides, words", [
-    (["model.energy_hidden=(1000000,)"], ["model.energy_hidden=(1000000,)", "4.2e+06 parameters",
+    # the 10⁶-wide energy's 4·10⁶ + 1 and the 256×3 generator's 1.3·10⁵
+    (["model.energy_hidden=(1000000,)"], ["model.energy_hidden=(1000000,)", "4.13e+06 parameters",
                                           "EBM_GAN_MAX_PARAMETERS"]),
     (["model.generator_hidden=(20000,20000)"], ["model.generator_hidden=(20000, 20000)",
                                                 "4e+08 parameters"]),

@@ -148,7 +148,7 @@ def test_resume_with_other_steps_is_refused_when_the_rates_decay_over_them(tmp_p
   config = cli.resolve_config(DEFAULT, decaying)
   (workdir / "config.json").write_text(config.to_json_best_effort())
   with pytest.raises(ConfigError, match="learning rates and penalty weight decay over "
-                     "steps=24000.*change them mid-run"):
+                     "steps=48000.*change them mid-run"):
     record.check_resumable(str(workdir), cli.resolve_config(DEFAULT, decaying + [("steps", "999")]))
   only_penalty = [("optimizer.schedule", "constant"), ("penalty.schedule", "linear")]
   (workdir / "config.json").write_text(cli.resolve_config(DEFAULT, only_penalty).to_json_best_effort())
