@@ -86,6 +86,7 @@ DATA_DIM = 2  # the toy datasets are 2-D
 POSITIVE_INTS = ("steps", "batch_size", "log_every", "steps_per_dispatch", "eval_samples",
                  "critic_steps", "checkpoint_every", "max_to_keep")
 OPTIONAL_EVERY = ("picture_every", "tensorboard_every")
+MAX_STEPS = 2**31 - 1  # the TrainState's step is an int32 on the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +112,13 @@ def _check_widths(value, key):
 def _check_runner_fields(config) -> None:
   for key in POSITIVE_INTS:
     check_positive(config[key], key, integer=True)
+  if config.steps > MAX_STEPS:
+    raise ConfigError(f"steps={config.steps} is not allowed: the step counter is a 32-bit "
+                      f"integer on the device, so at most {MAX_STEPS}.")
+  if config.log_every > config.steps:
+    raise ConfigError(f"log_every={config.log_every} is not allowed with steps={config.steps}: "
+                      "no step would be written to metrics.jsonl (and no curves drawn); use "
+                      f"1 <= log_every <= {config.steps}.")
   for key in OPTIONAL_EVERY:
     check_count(config[key], key, "off")
   check_count(config.seed, "seed")
