@@ -13,7 +13,7 @@ summary evaluates the parameters' moving average (δ = 0.999). R1 starts at 0.00
 anneals to 1e-4 (a weight of w spreads q_m by ~√(2w) around each mode), and the height
 penalty 0.1·E_p[U²] ties the modes' log-heights (docs/theory.md (6.10)–(6.11)). L1's
 negatives are the generator's samples moved by 3 MALA steps on q_m (docs/theory.md
-(11.5)). Why each setting, measured on three seeds: results/default_run.md.
+(11.5)); batch 512. Why each setting, measured on three seeds: results/default_run.md.
 Plain OGDA (``--config.optimizer.name=ogda``) is stable here but learns the
 energy's fine structure far too slowly for a CPU budget.
 
@@ -138,8 +138,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.parallel.num_processes = 0    # with coordinator HOST:PORT: how many processes (0: jax detects)
   c.parallel.process_id = -1      # with coordinator HOST:PORT: this process, 0.. (-1: jax detects)
 
-  c.steps = 48000                 # ~6.5 min on 2 quiet CPU cores (results/default_run.md)
-  c.batch_size = 256
+  c.steps = 48000                 # ~11-17 min on 2 CPU cores (results/default_run.md)
+  c.batch_size = 512              # 256: q_m's mode weights drift on some seeds (results/default_run.md)
   c.steps_per_dispatch = 200      # steps per compiled lax.scan chunk
   c.dispatch = "auto"             # scan | per_step (one jitted step per call) | auto: per_step for
                                   # conv models on CPU, where convs in lax.scan are ~10x slower

@@ -8,11 +8,14 @@ at a time, then put the other estimators at the new settings:
   kNN                  the same with entropy knn, at 16 000 steps
   + lr 1e-3            the generator's rate up to the critic's
   + R1 0.003 → 1e-4    a weaker R1 (today's default but for the steps)
-  default (48k)        today's default: 48 000 steps
+  default (48k)        48 000 steps (the default at batch 256, before the last row)
   MI σ=0 (new)         + R1's settings with MI instead of kNN
   none (new)           + R1's settings without the entropy term
+  kNN k=3 (new)        + R1's settings with the 3rd neighbour
+  batch 512 (new)      + R1's settings at twice the batch
+  default: batch 512   today's default: batch 512, 48 000 steps
 
-Launch two rows at a time on the 2-core machine (about 70 min), then table them:
+Launch two rows at a time on the 2-core machine (about 2 h), then table them:
 
   python -m experiments.parts --config experiments/configs/default_levers.py --by label \\
       --workdir runs/levers --jobs 2
@@ -36,13 +39,18 @@ LEVERS = {
     "default (48k)": {},
     "MI σ=0 (new)": {"entropy.name": "mi", **SHORT},
     "none (new)": {"entropy.name": "none", **SHORT},
+    "kNN k=3 (new)": {"entropy.knn.k": 3, **SHORT},
+    "batch 512 (new)": {"batch_size": 512, **SHORT},
+    "default: batch 512": {"batch_size": 512},
 }
 SEEDS = (0, 1, 2)
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """The default experiment, logging every 10th step (48 000 rows per member otherwise)."""
+  """The default experiment at batch 256 (the rows above the last ran at it), logging every
+  10th step (48 000 rows per member otherwise)."""
   c = default.get_config()
+  c.batch_size = 256
   c.log_every = 10
   return c
 

@@ -51,9 +51,10 @@ def get_config() -> ml_collections.ConfigDict:
   # negatives from the generator itself, so the rows compare the entropy estimators alone.
   c.negative_phase.mala_steps = 0
   c.negative_phase.step_size = 0.01
-  # The default's rates and R1 before 2026-12-03, which results/toy_benchmark.md was made with
+  # The default's rates, batch and R1 before 2026-12-03, which results/toy_benchmark.md was made with
   # (the default since: results/default_run.md).
   c.optimizer.lr = 3e-4
+  c.batch_size = 256
   c.penalty.weight = 0.03
   c.penalty.final_weight = 0.001
   return c
