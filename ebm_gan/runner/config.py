@@ -26,6 +26,7 @@ from ebm_gan import data as data_lib
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner import limits
+from ebm_gan.runner import runner_fields
 from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_non_negative,
                                      check_positive, reported_as)
 
@@ -82,13 +83,6 @@ GAMES = Registry("game", {
 })
 
 DATA_DIM = 2  # the toy datasets are 2-D
-# Runner fields: positive integers, and integers >= 0 where 0 switches a feature off.
-POSITIVE_INTS = ("steps", "batch_size", "log_every", "steps_per_dispatch", "eval_samples",
-                 "critic_steps", "checkpoint_every", "max_to_keep")
-OPTIONAL_EVERY = ("picture_every", "tensorboard_every")
-MAX_STEPS = 2**31 - 1  # the TrainState's step is an int32 on the device
-
-
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """What a config of the 'ebm_gan' program resolves to (``devices``: how many it trains on)."""
@@ -107,30 +101,6 @@ def _check_widths(value, key):
       isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value):
     raise ConfigError(f"{key}={value!r} is not allowed; expected a tuple of positive integers, "
                       "e.g. (256, 256).")
-
-
-def _check_runner_fields(config) -> None:
-  for key in POSITIVE_INTS:
-    check_positive(config[key], key, integer=True)
-  if config.steps > MAX_STEPS:
-    raise ConfigError(f"steps={config.steps} is not allowed: the step counter is a 32-bit "
-                      f"integer on the device, so at most {MAX_STEPS}.")
-  if config.log_every > config.steps:
-    raise ConfigError(f"log_every={config.log_every} is not allowed with steps={config.steps}: "
-                      "no step would be written to metrics.jsonl (and no curves drawn); use "
-                      f"1 <= log_every <= {config.steps}.")
-  for key in OPTIONAL_EVERY:
-    check_count(config[key], key, "off")
-  check_count(config.seed, "seed")
-  check_positive(config.divergence_bound, "divergence_bound")
-  DISPATCHES.get(config.dispatch, key="dispatch")
-  check_count(config.evaluation.mcmc_steps, "evaluation.mcmc_steps", "no MCMC evaluation")
-  check_positive(config.evaluation.mcmc_step_size, "evaluation.mcmc_step_size")
-  check_count(config.evaluation.entropy_samples, "evaluation.entropy_samples",
-              "no generator_entropy in the summary")
-  if config.evaluation.entropy_samples == 1:
-    raise ConfigError("evaluation.entropy_samples=1 is not allowed: the nearest-neighbour "
-                      "entropy needs at least 2 samples (0 turns it off).")
 
 
 def build_entropy(cfg):
@@ -213,7 +183,7 @@ def build(config) -> Experiment:
   Raises:
     ConfigError: the first invalid field (key, value, what is allowed).
   """
-  _check_runner_fields(config)
+  runner_fields.check(config, DISPATCHES)
   dataset = build_dataset(config)
   shape = data_shape(dataset)
   check_models_fit_data(config, shape)

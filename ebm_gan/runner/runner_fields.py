@@ -1,0 +1,35 @@
+"""The runner's own fields of an ebm_gan config: counts and intervals, checked before anything
+is built (each refusal a ConfigError naming the key, the value and what is allowed)."""
+
+from ebm_gan.runner.registry import ConfigError, check_count, check_positive
+
+# Runner fields: positive integers, and integers >= 0 where 0 switches a feature off.
+POSITIVE_INTS = ("steps", "batch_size", "log_every", "steps_per_dispatch", "eval_samples",
+                 "critic_steps", "checkpoint_every", "max_to_keep")
+OPTIONAL_EVERY = ("picture_every", "tensorboard_every")
+MAX_STEPS = 2**31 - 1  # the TrainState's step is an int32 on the device
+
+
+def check(config, dispatches) -> None:
+  """Refuses a runner field (step counts, intervals, seed, evaluation sizes) out of range."""
+  for key in POSITIVE_INTS:
+    check_positive(config[key], key, integer=True)
+  if config.steps > MAX_STEPS:
+    raise ConfigError(f"steps={config.steps} is not allowed: the step counter is a 32-bit "
+                      f"integer on the device, so at most {MAX_STEPS}.")
+  if config.log_every > config.steps:
+    raise ConfigError(f"log_every={config.log_every} is not allowed with steps={config.steps}: "
+                      "no step would be written to metrics.jsonl (and no curves drawn); use "
+                      f"1 <= log_every <= {config.steps}.")
+  for key in OPTIONAL_EVERY:
+    check_count(config[key], key, "off")
+  check_count(config.seed, "seed")
+  check_positive(config.divergence_bound, "divergence_bound")
+  dispatches.get(config.dispatch, key="dispatch")
+  check_count(config.evaluation.mcmc_steps, "evaluation.mcmc_steps", "no MCMC evaluation")
+  check_positive(config.evaluation.mcmc_step_size, "evaluation.mcmc_step_size")
+  check_count(config.evaluation.entropy_samples, "evaluation.entropy_samples",
+              "no generator_entropy in the summary")
+  if config.evaluation.entropy_samples == 1:
+    raise ConfigError("evaluation.entropy_samples=1 is not allowed: the nearest-neighbour "
+                      "entropy needs at least 2 samples (0 turns it off).")
