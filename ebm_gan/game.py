@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ebm_gan import objectives, sampling
+from ebm_gan import objectives, parallel, sampling
 from ebm_gan.entropy.base import NoEntropy
 from ebm_gan.errors import InvalidArgumentError
 
@@ -97,7 +97,8 @@ def _view(tree: Mapping[str, Any], live) -> dict:
 
 
 def _latents(key, n, latent_dim):
-  return jax.random.normal(key, (n, latent_dim))
+  """n latents z ~ N(0, I), split over the devices when run over a global batch (ebm_gan.parallel)."""
+  return parallel.shard_batch(jax.random.normal(key, (n, latent_dim)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,16 +1,22 @@
-"""Data parallelism over devices with ``jax.shard_map`` on a 1-D mesh (GPU/TPU, or fake CPU devices).
+"""Data parallelism over the devices of a 1-D mesh (GPU/TPU, or fake CPU devices).
 
-The train step holds no mapping code: built with ``axis_name``, it folds the
-device's index into its noise key and ``pmean``s directions and metrics over
-that axis (docs/theory.md §8: the mean of the per-device gradients of each
-player's own loss is the gradient of the mean loss). This module builds the
-mesh and maps a step or a chunk over it, the named-axis, per-device program
-that ``pmap`` gave, with the state replicated (``P()``) and each device
-drawing or receiving its own shard of the batch.
+Two ways, with different mathematics (docs/theory.md §8, 'Several devices'):
 
-With ``make_chunk(step, n, sampler, batch_size // devices, axis_name=AXIS)``
-every device draws its own ``batch_size // devices`` samples inside the scan,
-so nothing is transferred per step; the global batch is the union of the shards.
+* **The global batch** (:func:`jit_global`, the default of the runner): the one-device
+  program, jitted over arrays placed on the mesh. The state is replicated; every array
+  that :func:`shard_batch` marks (the data batch, the generator's latents) is split along
+  its first axis, and XLA partitions the rest and inserts the collectives. Estimators
+  that couple samples (kNN neighbours, MI negatives, SSGE's kernel, the noisy
+  estimator's posterior) see the whole global batch, and the random numbers are those
+  of one device (``jax_threefry_partitionable``), so N devices compute the one-device
+  run's mathematics up to the order of floating-point sums.
+* **Per-device shards** (:func:`data_parallel` with ``jax.shard_map``, the named-axis
+  program that ``pmap`` gave): the train step, built with ``axis_name``, folds the
+  device's index into its noise key, estimates on its own shard, and ``pmean``s
+  directions and metrics. An estimator then sees batch / devices samples, so its value
+  (and kNN's bias) changes with the device count; kept as an explicit option
+  (``parallel.estimators='per_device'`` in the runner) and for composing the step in a
+  user's own ``shard_map``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,44 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ebm_gan.errors import InvalidArgumentError
 
 AXIS = "batch"
+
+
+def shard_batch(x: jax.Array) -> jax.Array:
+  """``x`` with its first (batch) axis split over the ambient mesh's :data:`AXIS`.
+
+  Inside :func:`jit_global` (a ``jax.set_mesh`` with that axis) this is a
+  ``with_sharding_constraint``; anywhere else (one device, a ``shard_map`` body, a
+  user's mesh with other axis names) it is the identity. It changes no value.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or AXIS not in mesh.axis_names or AXIS in mesh.manual_axes:
+    return x
+  if x.shape[0] % mesh.shape[AXIS]:
+    return x  # not evenly divisible: XLA decides (evaluation sizes, odd sample counts)
+  return jax.lax.with_sharding_constraint(x, P(AXIS))
+
+
+def jit_global(fn: Callable, mesh: jax.sharding.Mesh, out_shardings=None) -> Callable:
+  """``jax.jit(fn)`` run as the one-device program over ``mesh``'s devices (global batch).
+
+  ``fn`` is traced under ``jax.set_mesh(mesh)``, so the batches it draws through
+  :func:`shard_batch` are split over the devices; its arguments keep the shardings
+  they carry (put the state on :func:`replicated`), and its outputs are replicated
+  unless ``out_shardings`` says otherwise. The result has ``.lower(*args)`` like a
+  jitted function.
+  """
+  jitted = jax.jit(fn, out_shardings=replicated(mesh) if out_shardings is None else out_shardings)
+
+  def call(*args):
+    with jax.set_mesh(mesh):
+      return jitted(*args)
+
+  def lower(*args):
+    with jax.set_mesh(mesh):
+      return jitted.lower(*args)
+
+  call.lower = lower
+  return call
 
 
 def device_mesh(devices: int | None = None, axis_name: str = AXIS) -> jax.sharding.Mesh:
@@ -46,7 +90,8 @@ def replicated(mesh: jax.sharding.Mesh):
 
 def data_parallel(fn: Callable, mesh: jax.sharding.Mesh, axis_name: str = AXIS,
                   sharded_args: int = 0, out_sharded: bool = False) -> Callable:
-  """``fn`` mapped over ``mesh``: the state replicated, the last ``sharded_args`` split on dim 0.
+  """``fn`` mapped over ``mesh`` by ``shard_map``: the state replicated, the last
+  ``sharded_args`` split on dim 0 (per-device shards; see the module docstring).
 
   ``fn`` must be built with the same ``axis_name`` (``make_train_step(...,
   axis_name=AXIS)``; ``make_chunk(..., axis_name=AXIS)``), so that its outputs

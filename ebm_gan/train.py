@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from ebm_gan import optim
+from ebm_gan import parallel
 from ebm_gan import schemes
 
 _STEP_STREAM, _DATA_STREAM = 0, 1
@@ -209,8 +210,8 @@ def _scan(body, state, xs, length: int, unroll):
 
 def _batch(sampler, key, batch_size, axis_name):
   """The step's batch: all of it, or under ``axis_name`` this device's slice of the global one."""
-  if axis_name is None:
-    return sampler(key, batch_size)
+  if axis_name is None:  # split over the devices when run over a global batch (ebm_gan.parallel)
+    return parallel.shard_batch(sampler(key, batch_size))
   devices = jax.lax.axis_size(axis_name)
   full = sampler(key, batch_size * devices)
   start = jax.lax.axis_index(axis_name) * batch_size

@@ -16,6 +16,7 @@ from ebm_gan import models
 from ebm_gan.runner import cli
 from ebm_gan.runner import config as config_lib
 from ebm_gan.runner.programs import ebm_gan as program
+from ebm_gan.runner.programs import trainables
 
 pytest.importorskip("sklearn")
 
@@ -35,9 +36,9 @@ def test_image_config_builds_conv_players_of_the_dataset_shape():
   assert exp.game.generator.image_shape == (8, 8, 3) and exp.game.generator.width == 16
   assert exp.dataset.num_classes == 1000
   # convs in lax.scan are ~14x slower on XLA:CPU (BUILD.md): one jitted step per call there
-  assert program._dispatch(exp) == ("per_step" if jax.default_backend() == "cpu" else "scan")
+  assert trainables.dispatch(exp) == ("per_step" if jax.default_backend() == "cpu" else "scan")
   toy = config_lib.build(_config("default"))
-  assert config_lib.data_shape(toy.dataset) == (2,) and program._dispatch(toy) == "scan"
+  assert config_lib.data_shape(toy.dataset) == (2,) and trainables.dispatch(toy) == "scan"
 
 
 def test_classifier_cache_defaults_to_the_user_cache_not_the_run_folder(monkeypatch, tmp_path):

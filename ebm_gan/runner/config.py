@@ -19,7 +19,6 @@ from ebm_gan import game as game_lib
 from ebm_gan import models
 from ebm_gan import objectives
 from ebm_gan import optim
-from ebm_gan import parallel
 from ebm_gan import schedules
 from ebm_gan import schemes
 from ebm_gan import data as data_lib
@@ -67,6 +66,9 @@ IMAGE_MODELS = ("conv",)
 IMAGE_ESTIMATORS = ("none", "knn", "noisy", "mi")
 NORMALISATIONS = Registry("normalisation", {n: n for n in models.NORMALISATIONS})
 DISPATCHES = Registry("dispatch", {"auto": "auto", "scan": "scan", "per_step": "per_step"})
+# parallel.estimators: what a coupling estimator sees over several devices
+# (docs/theory.md §8, 'Several devices').
+ESTIMATOR_LAYOUTS = Registry("estimator layout", {"global": "global", "per_device": "per_device"})
 
 # Factories ``(config, energy, generator, penalty) -> game``.
 GAMES = Registry("game", {
@@ -208,7 +210,7 @@ def build(config) -> Experiment:
                       f"scheme={config.scheme!r}: only the 'alternating' scheme takes several "
                       "critic steps per generator step; set scheme='alternating' or "
                       "critic_steps=1.")
-  devices = _devices(config)
+  devices = runner_fields.devices(config, ESTIMATOR_LAYOUTS)
   _check_estimator_fits(config, game, shape, devices)
   _check_ema(o)
   tx = build_optimizer(config, game.players)
@@ -230,30 +232,19 @@ def _penalty_schedule(config):
     return schedules.decayed_learning_rate(1.0, p.schedule, config.steps, p.final_weight / p.weight)
 
 
-def _devices(config) -> int:
-  """``parallel.devices`` resolved (0: every local device), checked against the batch size."""
-  n = config.parallel.devices
-  if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-    raise ConfigError(f"parallel.devices={n!r} is not allowed; expected an integer >= 0 "
-                      "(0: every local device).")
-  with reported_as("parallel"):
-    n = len(parallel.device_mesh(n or None).devices)
-  with reported_as(None):
-    parallel.check_divisible(config.batch_size, n)
-  return n
-
-
 def _check_estimator_fits(config, game, shape, devices: int) -> None:
   """kNN needs k other samples in each device's batch; the Jacobian estimator a latent space
   no larger than the data."""
   estimator = getattr(game, "entropy", None)
-  per_device = config.batch_size // devices
+  sharded = devices > 1 and config.parallel.estimators == "per_device"
+  per_device = config.batch_size // devices if sharded else config.batch_size
   if isinstance(estimator, entropy.KNN) and estimator.k >= per_device:
-    where = f" over {devices} devices ({per_device} per device)" if devices > 1 else ""
+    where = (f" over {devices} devices with parallel.estimators='per_device' ({per_device} per "
+             "device)" if sharded else "")
     raise ConfigError(
         f"entropy.knn.k={estimator.k} is not allowed with batch_size={config.batch_size}"
-        f"{where}: the k-th nearest neighbour is found among the other samples of a device's "
-        "batch, so that batch must be larger than k.")
+        f"{where}: the k-th nearest neighbour is found among the other samples of the batch "
+        "an estimator sees, so that batch must be larger than k.")
   if isinstance(estimator, entropy.JacobianEntropy):
     latent = getattr(game.generator, "latent_dim", None)
     if latent is not None and latent > math.prod(shape):
@@ -388,7 +379,7 @@ def _check_invertible(generator) -> None:
 CHOICES = {
     "dataset": DATASETS, "game": GAMES, "gan_loss": GAN_LOSSES,
     "model.energy": ENERGIES, "model.generator": GENERATORS, "model.normalisation": NORMALISATIONS,
-    "dispatch": DISPATCHES,
+    "dispatch": DISPATCHES, "parallel.estimators": ESTIMATOR_LAYOUTS,
     "model.energy_activation": ACTIVATIONS, "model.generator_activation": ACTIVATIONS,
     "entropy.name": ENTROPY_ESTIMATORS, "entropy.mi.bound": entropy.mutual_info.BOUNDS,
     "entropy.mi.activation": ACTIVATIONS, "entropy.noisy.posterior": entropy.noisy.POSTERIORS,

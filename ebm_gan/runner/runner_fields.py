@@ -1,7 +1,8 @@
 """The runner's own fields of an ebm_gan config: counts and intervals, checked before anything
 is built (each refusal a ConfigError naming the key, the value and what is allowed)."""
 
-from ebm_gan.runner.registry import ConfigError, check_count, check_positive
+from ebm_gan import parallel
+from ebm_gan.runner.registry import ConfigError, check_count, check_positive, reported_as
 
 # Runner fields: positive integers, and integers >= 0 where 0 switches a feature off.
 POSITIVE_INTS = ("steps", "batch_size", "log_every", "steps_per_dispatch", "eval_samples",
@@ -33,3 +34,18 @@ def check(config, dispatches) -> None:
   if config.evaluation.entropy_samples == 1:
     raise ConfigError("evaluation.entropy_samples=1 is not allowed: the nearest-neighbour "
                       "entropy needs at least 2 samples (0 turns it off).")
+
+
+def devices(config, layouts) -> int:
+  """``parallel.devices`` resolved (0: every device), checked against the batch size, and
+  ``parallel.estimators`` among ``layouts``."""
+  n = config.parallel.devices
+  if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    raise ConfigError(f"parallel.devices={n!r} is not allowed; expected an integer >= 0 "
+                      "(0: every device).")
+  layouts.get(config.parallel.estimators, key="parallel.estimators")
+  with reported_as("parallel"):
+    n = len(parallel.device_mesh(n or None).devices)
+  with reported_as(None):
+    parallel.check_divisible(config.batch_size, n)
+  return n

@@ -134,6 +134,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.devices = 0          # data-parallel over this many devices; 0: all (of every process)
+  c.parallel.estimators = "global"  # 'global': any device count computes the 1-device run; 'per_device': shards
   c.parallel.coordinator = ""     # several processes/hosts: 'HOST:PORT' of process 0, or 'auto'
   c.parallel.num_processes = 0    # with coordinator HOST:PORT: how many processes (0: jax detects)
   c.parallel.process_id = -1      # with coordinator HOST:PORT: this process, 0.. (-1: jax detects)

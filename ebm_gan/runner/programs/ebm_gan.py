@@ -33,13 +33,10 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ebm_gan import metrics as metrics_lib
-from ebm_gan import parallel
 from ebm_gan import sampling
-from ebm_gan import train
 from ebm_gan.entropy.knn import knn_entropy
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import config as config_lib
@@ -50,6 +47,7 @@ from ebm_gan.runner import image_evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
+from ebm_gan.runner.programs import trainables
 from ebm_gan.runner.registry import ConfigError
 
 VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
@@ -226,137 +224,6 @@ def plot_curves(workdir: str) -> None:
                             for k in names})
 
 
-def _data(exp):
-  """``(arrays, sampler_of)``: what the compiled chunk takes as its data argument, and
-  ``sampler_of(arrays) -> sample(key, n)`` built inside the traced function.
-
-  An image dataset's training arrays are a jit ARGUMENT, not a closed-over constant (which
-  compiles an MNIST-sized array into the program: BUILD.md, Datasets); a toy needs none.
-  """
-  ds = exp.dataset
-  if config_lib.is_image(ds):
-    return ds.arrays(), ds.sampler
-  return None, lambda arrays: ds.sample
-
-
-def _dispatch(exp) -> str:
-  """'per_step' or 'scan': how a chunk's steps run (``dispatch``; 'auto': per_step for conv
-  models on a CPU backend, where XLA runs convolutions inside a loop ~10x slower,
-  jax-ml/jax#12868; BUILD.md, Benchmarks)."""
-  how = exp.config.dispatch
-  if how != "auto":
-    return how
-  conv = "conv" in (exp.config.model.energy, exp.config.model.generator)
-  return "per_step" if conv and jax.default_backend() == "cpu" else "scan"
-
-
-def _compiler(exp, build_fn, args, mapped: bool):
-  """``compile_chunk(n, states)`` for ``build_fn(n, unroll) -> fn(*args, states)``: n steps in
-  one compiled ``lax.scan``, or (:func:`_dispatch` 'per_step') one compiled step (a 1-step
-  chunk unrolled: no loop) called n times from Python with the metrics concatenated; a
-  run's chunks never change, so resume stays exact."""
-  per_step = _dispatch(exp) == "per_step"
-  compiled = {}
-
-  def compile_n(n, states):
-    if n not in compiled:
-      fn = jax.jit(build_fn(n, per_step)).lower(*args, states).compile()
-      compiled[n] = lambda s: fn(*args, s)
-    return compiled[n]
-
-  def compile_chunk(n, states):
-    if not per_step:
-      return compile_n(n, states)
-    one = compile_n(1, states)
-
-    def chunk(states):
-      rows = []
-      for _ in range(n):
-        states, metrics = one(states)
-        rows.append(metrics)
-      return states, jax.tree.map(lambda *m: jnp.concatenate(m, axis=int(mapped)), *rows)
-    return chunk
-  return compile_chunk
-
-
-def _single(exp) -> loop.Trainable:
-  """One run: on one device, or data-parallel over ``exp.devices`` (ebm_gan.parallel)."""
-  c, n_dev = exp.config, exp.devices
-  arrays, sampler_of = _data(exp)
-  axis = parallel.AXIS if n_dev > 1 else None
-  step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
-                               axis_name=axis, ema_decay=c.optimizer.ema_decay,
-                               penalty_schedule=exp.penalty_schedule)
-  mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
-
-  def init():  # one compiled program, not op by op
-    state = jax.jit(lambda k, a: train.init_state(
-        exp.game, exp.tx, k, sampler_of(a)(k, c.batch_size),
-        ema=c.optimizer.ema_decay > 0))(jax.random.PRNGKey(c.seed), arrays)
-    return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
-
-  def build_chunk(n, unroll):
-    def chunk(a, state):
-      return train.make_chunk(step, n, sampler_of(a), c.batch_size // n_dev,
-                              axis_name=axis, unroll=unroll)(state)
-    if mesh is not None:  # every device draws its batch_size / devices samples
-      chunk = parallel.data_parallel(chunk, mesh)
-    return chunk
-
-  return loop.Trainable(init, _compiler(exp, build_chunk, (arrays,), mapped=False))
-
-
-def _group(exps) -> loop.Trainable:
-  """K members vmapped; over several devices, members are spread on the mesh (K % devices
-  == 0) or, when they cannot be, every member is data-parallel."""
-  base = exps[0]
-  c, game, n_dev = base.config, base.game, base.devices
-  arrays, sampler_of = _data(base)
-  spread = n_dev > 1 and len(exps) % n_dev == 0
-  axis = parallel.AXIS if n_dev > 1 and not spread else None
-  mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
-  rates = {"lr": jnp.asarray([e.config.optimizer.lr for e in exps], jnp.float32),
-           "critic_lr": jnp.asarray([e.config.optimizer.lr if e.config.optimizer.critic_lr is None
-                                     else e.config.optimizer.critic_lr for e in exps],
-                                    jnp.float32)}
-
-  def optimizer(lr, critic_lr):  # constant schedules, so that the rates can be traced
-    return config_lib.build_optimizer(c, game.players, lr=lambda count: lr,
-                                      critic_lr=lambda count: critic_lr)
-
-  def init():
-    tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
-    keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
-    states = jax.jit(lambda a, ks: jax.vmap(
-        lambda k: train.init_state(game, tx, k, sampler_of(a)(k, c.batch_size),
-                                   ema=c.optimizer.ema_decay > 0))(ks))(arrays, keys)
-    return states if mesh is None else jax.device_put(states, _group_sharding(mesh, spread))
-
-  def build_chunk(n, unroll):
-    def chunk(a, h, state):
-      step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
-                                   critic_steps=c.critic_steps, axis_name=axis,
-                                   ema_decay=c.optimizer.ema_decay,
-                                   penalty_schedule=base.penalty_schedule)
-      return train.make_chunk(step, n, sampler_of(a), c.batch_size // (1 if spread else n_dev),
-                              axis_name=axis, unroll=unroll)(state)
-    members = jax.vmap(chunk, in_axes=(None, 0, 0))
-    if mesh is not None:
-      members = parallel.data_parallel(members, mesh, sharded_args=2 if spread else 0,
-                                       out_sharded=spread)
-    return members
-
-  return loop.Trainable(init, _compiler(base, build_chunk, (arrays, rates), mapped=True),
-                        size=len(exps), mapped=True)
-
-
-def _group_sharding(mesh, spread: bool):
-  """Members split over the mesh (``spread``), or every member replicated on every device."""
-  if spread:
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.AXIS))
-  return parallel.replicated(mesh)
-
-
 def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict]:
   """Trains the members ``exps`` (one, or a vmapped group); returns their summaries.
 
@@ -366,7 +233,7 @@ def run_group(exps, workdirs, ckpt_dir: str, progress: bool = True) -> list[dict
     ckpt_dir: the folder whose ``checkpoints/`` holds the (stacked) state.
     progress: show a progress bar.
   """
-  trainable = _group(exps) if len(exps) > 1 else _single(exps[0])
+  trainable = trainables.group(exps) if len(exps) > 1 else trainables.single(exps[0])
   for d in list(workdirs) + [ckpt_dir]:
     os.makedirs(d, exist_ok=True)
   base = exps[0].config
