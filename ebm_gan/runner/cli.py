@@ -31,8 +31,10 @@ Exit status: 0 finished (every member ok); 2 user error (nothing ran); 3 the run
 kept; 4 a sweep member failed with an error (the others' results are kept; its
 traceback is in its folder's error.txt); 5 a write failed (disk full or another I/O
 error: one paragraph naming the folder, the free space and the last intact
-checkpoint, which is kept; resumable with the same command); 130 interrupted (Ctrl-C; resumable); 143
-terminated by SIGTERM (handled like Ctrl-C; resumable).
+checkpoint, which is kept; resumable with the same command); 6 another process of a
+multi-process run was lost (this one stops at once, its checkpoints kept; resumable with the
+same command on every host); 130 interrupted (Ctrl-C; resumable); 143 terminated by SIGTERM
+(handled like Ctrl-C; resumable).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from ebm_gan.runner.registry import ConfigError, Registry
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 EXIT_STORAGE = 5  # disk full / I/O error while writing the run folder
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_PEER_LOST = 6  # another process of a multi-process run stopped
 RUNS_ROOT = "runs"
 
 # name -> program: ``build(config)`` (the one validation pass, ConfigError on a bad field)
@@ -195,10 +198,13 @@ def _member_text(member) -> str:
   return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
 
 
-def _start_processes(config, options) -> None:
-  """Joins the other processes of a distributed run (not for a dry run), before any device query."""
+def _start_processes(config, options, fields: dict | None = None) -> None:
+  """Joins the other processes of a distributed run (not for a dry run), before any device
+  query; with ``fields``, checks that every process was started with the same ones."""
   if "parallel" in config and not options["dry_run"]:
     distributed.initialize(config.parallel)
+    if fields is not None:
+      distributed.check_agreement(fields)
 
 
 def _prepare(argv, default_config):
@@ -218,7 +224,7 @@ def _prepare(argv, default_config):
       None if options["no_sweep"] else sweep_lib.from_config(module), grid), options["only"])
   if members is None:
     config = resolve_config(path, overrides, module)
-    _start_processes(config, options)
+    _start_processes(config, options, record.flatten_config(config))
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
     lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
@@ -230,6 +236,8 @@ def _prepare(argv, default_config):
   if swept:
     raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
                       "give its values in the sweep only.")
+  base = resolve_config(path, overrides, module)
+  _start_processes(base, options, dict(record.flatten_config(base), sweep=repr(members)))
   programs, built, identities, ignored, seen = [], [], [], {}, {}
   for i, member in enumerate(members):
     try:
@@ -292,10 +300,13 @@ def main(argv: Sequence[str], default_config: str) -> int:
   in_main = threading.current_thread() is threading.main_thread()
   previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
   try:
-    return _main(argv, default_config)
+    status = _main(argv, default_config)
   finally:
     if in_main:
       signal.signal(signal.SIGTERM, previous)
+  if status == EXIT_PEER_LOST:
+    distributed.leave(status)  # never returns: no shutdown barrier the lost process cannot reach
+  return status
 
 
 def _main(argv: Sequence[str], default_config: str) -> int:
@@ -322,6 +333,10 @@ def _main(argv: Sequence[str], default_config: str) -> int:
       e = storage_error(f"write {e.filename or 'a file'}", workdir, newest_intact_step(workdir), e)
     print(f"error: {e}", file=sys.stderr)
     return EXIT_STORAGE
+  except distributed.PeerLost as e:
+    print(f"error: {e} Run the same command on every host with --workdir={workdir} to resume "
+          "from the latest checkpoint.", file=sys.stderr)
+    return EXIT_PEER_LOST
   except KeyboardInterrupt as e:
     what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
     print(f"{what}; run the same command with --workdir={workdir} to resume from the "
@@ -337,7 +352,8 @@ def _execute(plan) -> int:
   workdir, options = plan["workdir"], plan["options"]
   if plan["sweep"] is None:
     print(f"run folder: {workdir}", flush=True)
-    summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
+    with distributed.peers_watched():
+      summary = plan["program"].run(plan["built"], workdir, progress=options["progress"])
     print(tables.summary_table(record.flat_scalars(summary)))
     print(f"run folder: {workdir}")
     status = summary.get("status")

@@ -23,9 +23,12 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
+import zlib
 
 import jax
+import numpy as np
 
 from ebm_gan.runner.registry import ConfigError
 
@@ -92,6 +95,83 @@ def initialize(parallel) -> None:
     raise ConfigError(f"parallel.coordinator={parallel.coordinator!r}: jax.distributed could not "
                       f"start ({type(e).__name__}: {msg}).") from None
   _initialized = True
+
+
+# Words of a collective's error when its peer process is gone (gloo, NCCL, the coordinator).
+_PEER_FAILURES = ("Gloo", "NCCL", "Connection reset", "Connection closed", "by peer",
+                  "heartbeat", "UNAVAILABLE")
+
+
+class PeerLost(RuntimeError):
+  """Another process of this run stopped: a cross-process collective failed."""
+
+
+@contextlib.contextmanager
+def peers_watched():
+  """Turns the error of a collective whose peer process is gone into :class:`PeerLost`.
+
+  With several processes, a collective fails within seconds when a peer dies (gloo:
+  "connection reset by peer"): a step's all-reduce (a ``JaxRuntimeError`` when the result is
+  read) or orbax's barrier before a save (a ``ValueError``). Other errors, and any error of a
+  single process, pass unchanged.
+  """
+  try:
+    yield
+  except (jax.errors.JaxRuntimeError, ValueError) as e:
+    if jax.process_count() == 1 or not any(w in str(e) for w in _PEER_FAILURES):
+      raise
+    first = " ".join(str(e).split())[:240]
+    raise PeerLost(f"another process of this run stopped, so process {jax.process_index()} of "
+                   f"{jax.process_count()} stops too ({first}). Every checkpoint written so "
+                   "far is kept.") from None
+
+
+def leave(status: int) -> None:
+  """Exits at once with ``status``, flushing the console: after a peer was lost, jax's exit
+  handler would wait for it at a shutdown barrier (up to its heartbeat timeout) and then
+  abort with a stack dump."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)
+
+
+# Fields that may differ between the processes of one run.
+PER_PROCESS = ("parallel.process_id",)
+
+
+def check_agreement(fields: dict) -> None:
+  """Refuses to go on unless every process was started with the same ``fields`` (the flat
+  resolved config, and a sweep's members), but for :data:`PER_PROCESS`.
+
+  Each process gathers every process's hashes of its fields' names and values (a small
+  all-gather); all of them find the same difference and raise the same ConfigError, naming
+  the keys, so none is left waiting in a collective of a program the others never run.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  keys = sorted(k for k in fields if k not in PER_PROCESS)
+
+  def gather(numbers):
+    return np.asarray(multihost_utils.process_allgather(np.asarray(numbers, np.int32)))
+
+  names = gather([len(keys), _hash(",".join(keys))])
+  if not (names == names[0]).all():
+    raise ConfigError("parallel: the processes were started with configs that have different "
+                      "fields; every process must run the same config file, overrides and sweep "
+                      f"(only {', '.join(PER_PROCESS)} may differ).")
+  values = gather([_hash(f"{k}={fields[k]!r}") for k in keys])
+  differ = [k for k, column in zip(keys, values.T) if not (column == column[0]).all()]
+  if differ:
+    shown = ", ".join(f"{k} (process {jax.process_index()}: {fields[k]!r})" for k in differ[:5])
+    raise ConfigError(f"parallel: the processes were started with different configs: {shown} "
+                      f"differ{'s' if len(differ) == 1 else ''} between them; every process must "
+                      "run the same config file, overrides and sweep (only "
+                      f"{', '.join(PER_PROCESS)} may differ).")
+
+
+def _hash(text: str) -> int:
+  return zlib.crc32(text.encode()) & 0x7FFFFFFF
 
 
 def process_count() -> int:
