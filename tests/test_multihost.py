@@ -163,3 +163,44 @@ def test_a_lost_process_ends_the_other_with_one_paragraph(tmp_path):
   text = logs[0].read()
   assert "another process of this run stopped, so process 0 of 2 stops too" in text, text
   assert f"--workdir={workdir} to resume" in text and "Traceback" not in text
+
+
+SWEEP = ["--sweep", "seed=0,1,2,3", "--sequential"]  # 4 groups: process 0 runs 0 and 2, 1 runs 1, 3
+
+
+@pytest.mark.slow  # three sweeps of 4 tiny members: ~60 s on 2 cores
+def test_a_sweep_is_shared_by_the_processes_and_survives_losing_one(tmp_path):
+  """Members are spread over 2 processes; process 1 is killed once its first member is done.
+
+  Process 0 finishes its members and stops with exit 6, naming member 003 that process 1
+  left; the members done are intact (summary, metrics). The same two commands again finish
+  the sweep: the table lists every member once, and each member's metrics equal the
+  one-process sweep's to the bit (the same one-device program).
+  """
+  shared, alone = str(tmp_path / "shared"), str(tmp_path / "alone")
+  procs, logs = _launch(tmp_path, shared, _free_port(), (SWEEP, SWEEP))
+  first = os.path.join(shared, "001_seed=1", "summary.json")
+  deadline = time.time() + 240
+  while not os.path.exists(first):
+    assert time.time() < deadline and procs[1].poll() is None, "member 001 never finished"
+    time.sleep(0.1)
+  procs[1].kill()
+  assert procs[0].wait(timeout=120) == 6
+  logs[0].seek(0)
+  assert "its members 003_seed=3 are not done" in logs[0].read()
+  for name in ("000_seed=0", "001_seed=1", "002_seed=2"):
+    assert json.load(open(os.path.join(shared, name, "summary.json")))["status"] == "ok"
+  kept = open(os.path.join(shared, "001_seed=1", "metrics.jsonl"), "rb").read()
+
+  procs, logs = _launch(tmp_path, shared, _free_port(), (SWEEP, SWEEP))
+  for p, log in zip(procs, logs):
+    log.seek(0)
+    assert p.wait(timeout=300) == 0, log.read()[-3000:]
+  assert cli.main([*ARGS, *SWEEP, "--config.parallel.devices=1", "--workdir", alone],
+                  DEFAULT) == 0
+  table = open(os.path.join(shared, "sweep.csv")).read().splitlines()
+  assert len(table) == 5 and all(",ok," in row for row in table[1:]), table
+  assert open(os.path.join(shared, "001_seed=1", "metrics.jsonl"), "rb").read() == kept
+  for name in ("000_seed=0", "001_seed=1", "002_seed=2", "003_seed=3"):
+    assert (open(os.path.join(shared, name, "metrics.jsonl"), "rb").read()
+            == open(os.path.join(alone, name, "metrics.jsonl"), "rb").read()), name

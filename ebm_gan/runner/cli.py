@@ -50,6 +50,7 @@ from typing import Sequence
 
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
+from ebm_gan.runner import shared_sweep
 from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep as sweep_lib
@@ -237,12 +238,15 @@ def _prepare(argv, default_config):
     raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
                       "give its values in the sweep only.")
   base = resolve_config(path, overrides, module)
-  _start_processes(base, options, dict(record.flatten_config(base), sweep=repr(members)))
+  share = distributed.sweep_share(base.parallel) if "parallel" in base else None
+  if share is not None:  # members shared out by number: no jax.distributed (shared_sweep)
+    distributed.share(*share)
   programs, built, identities, ignored, seen = [], [], [], {}, {}
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
-      _start_processes(config, options)
+      if share is None:
+        _start_processes(config, options)
       prog, b, unused = build(path, config, list(overrides) + list(member))
       programs.append(prog)
       built.append(b)
@@ -256,31 +260,48 @@ def _prepare(argv, default_config):
                         f"{i} ({_member_text(member)}) are the same run: their configs are "
                         "equal. Each member must differ.")
     seen[full] = i
-  if distributed.process_count() > 1:
-    raise ConfigError(f"a sweep ({len(members)} members) across {distributed.process_count()} "
-                      "processes is not supported yet; run its members as separate commands "
-                      "(each with --config.KEY=VALUE), or the sweep on one host.")
   workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=True))
   _warn(ignored)
   plan = {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
           "options": options, "lock": None, "identities": identities}
   if not options["dry_run"]:
-    plan["lock"] = _claim_sweep(workdir, members, identities)
+    plan["lock"] = _claim_sweep(workdir, members, identities, share)
   return plan
 
 
-def _claim_sweep(workdir: str, members, identities):
-  """Locks and marks the sweep folder, after checking every member folder already there."""
+def _claim_sweep(workdir: str, members, identities, share=None):
+  """Locks and marks the sweep folder, after checking every member folder already there.
+
+  Shared by processes (``share``): process 0 claims it; the others wait for its marker and
+  check it names this sweep; each then holds the lock of its own ``.processes/<id>``.
+  """
   names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
-  lock = workdir_lib.claim(workdir, workdir_lib.group_identity(
-      ",".join(sorted({i["program"] for i in identities})), "sweep", list(zip(names, identities))))
+  identity = workdir_lib.group_identity(",".join(sorted({i["program"] for i in identities})),
+                                        "sweep", list(zip(names, identities)))
+  if share is not None and share[0] > 0:
+    shared_sweep.await_claim(workdir, identity)
+    return shared_sweep.hold(workdir)
+  lock = workdir_lib.claim(workdir, identity)
   try:
     for name, identity in zip(names, identities):
       workdir_lib.check(os.path.join(workdir, name), identity)
   except ConfigError:
     lock.release()
     raise
-  return lock
+  if share is None:
+    return lock
+  return _Both(lock, shared_sweep.hold(workdir))
+
+
+class _Both:
+  """Two locks released together (process 0's sweep folder and its ``.processes/0``)."""
+
+  def __init__(self, *locks):
+    self.locks = locks
+
+  def release(self) -> None:
+    for lock in self.locks:
+      lock.release()
 
 
 class Terminated(KeyboardInterrupt):
@@ -364,6 +385,10 @@ def _execute(plan) -> int:
                                  progress=options["progress"],
                                  vectorise=not options["sequential"],
                                  identities=plan["identities"])
+    running = [r["member"] for r in rows if r["status"] == "running"]
+    if running:
+      print(f"members {', '.join(running)} run in other processes; the last to finish writes "
+            "the sweep table.")
     print(console.sweep_table(rows, members))
     print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
           "per member)")

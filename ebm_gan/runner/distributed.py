@@ -34,6 +34,7 @@ from ebm_gan.runner.registry import ConfigError
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:(\d{1,5})$")
 _initialized = False
+_share: tuple[int, int] | None = None  # (process_id, num_processes) of a sweep shared by processes
 
 
 def settings(parallel) -> dict | None:
@@ -180,8 +181,39 @@ def process_count() -> int:
 
 
 def is_writer() -> bool:
-  """Whether this process writes the run folder: process 0 (the only one when not distributed)."""
-  return jax.process_index() == 0
+  """Whether this process writes the folders of what it trains: process 0 of a run that spans
+  the processes (the only one when not distributed), or any process of a shared sweep."""
+  return _share is not None or jax.process_index() == 0
+
+
+def sweep_share(parallel) -> tuple[int, int] | None:
+  """``(process_id, num_processes)`` when a sweep is launched on several processes, else None.
+
+  A sweep's members are independent runs, so they are shared out without ``jax.distributed``:
+  each process trains its own members on its own devices (:mod:`ebm_gan.runner.shared_sweep`).
+
+  Raises:
+    ConfigError: the block is invalid, or the processes are not named (coordinator 'auto').
+  """
+  args = settings(parallel)
+  if args is None:
+    return None
+  if "num_processes" not in args or "process_id" not in args:
+    raise ConfigError("parallel.coordinator='auto' is not allowed for a sweep: its members are "
+                      "shared out over the processes by number, so give parallel.num_processes "
+                      "and parallel.process_id (0 .. num_processes - 1) on every process.")
+  return args["process_id"], args["num_processes"]
+
+
+def share(process_id: int, num_processes: int) -> None:
+  """From now on this process trains its share of a sweep alone (:func:`sweep_share`)."""
+  global _share
+  _share = (process_id, num_processes)
+
+
+def shared() -> tuple[int, int] | None:
+  """``(process_id, num_processes)`` of the sweep this process shares, or None."""
+  return _share
 
 
 @contextlib.contextmanager

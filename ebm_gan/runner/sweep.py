@@ -24,7 +24,6 @@ member's failure or divergence lose another's results, and rewrites
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
@@ -33,7 +32,9 @@ import time
 import traceback
 from typing import Sequence
 
+from ebm_gan.runner import distributed
 from ebm_gan.runner import record
+from ebm_gan.runner import shared_sweep
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.checkpoint import StorageError
@@ -272,18 +273,6 @@ def plan(programs: Sequence, built: Sequence) -> list[list[int]]:
   return out
 
 
-def _claimed(folders: Sequence[str], identities: Sequence[dict]) -> contextlib.ExitStack:
-  """Claims (checks, locks, marks) each folder for its identity; releases them on exit."""
-  stack = contextlib.ExitStack()
-  try:
-    for folder, identity in zip(folders, identities):
-      stack.callback(workdir_lib.claim(folder, identity).release)
-  except BaseException:
-    stack.close()
-    raise
-  return stack
-
-
 def run_members(members: list[Member], programs: Sequence, built: Sequence, workdir: str,
                 progress: bool = True, vectorise: bool = True,
                 identities: Sequence[dict] | None = None) -> list[dict]:
@@ -307,13 +296,28 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
   names = [member_name(i, m) for i, m in enumerate(members)]
   dirs = [os.path.join(workdir, n) for n in names]
   rows: list[dict | None] = [None] * len(members)
-  claims = _Claims(names, dirs, identities)
+  claims = workdir_lib.MemberClaims(names, dirs, identities)
+
+  sharing = distributed.shared() is not None  # several processes, each with its share
 
   def done(i, summary):
     rows[i] = table_row(names[i], members[i], summary)
-    write_table(workdir, [r for r in rows if r is not None])
+    if not sharing:
+      write_table(workdir, [r for r in rows if r is not None])
 
   groups = plan(programs, built) if vectorise else [[i] for i in range(len(built))]
+  _run_groups(shared_sweep.my_groups(groups) if sharing else groups, programs, built, dirs,
+              names, workdir, claims, done, progress)
+  if sharing:
+    rows = shared_sweep.finish(workdir, groups, names, rows,
+                               lambda i, s: table_row(names[i], members[i], s))
+    if all(r["status"] != "running" for r in rows):
+      write_table(workdir, rows)
+  return rows
+
+
+def _run_groups(groups, programs, built, dirs, names, workdir, claims, done, progress) -> None:
+  """Trains each group (vmapped, or member by member), calling ``done(i, summary)`` per member."""
   for group in groups:
     if len(group) > 1:
       t = time.perf_counter()
@@ -335,10 +339,9 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
         continue
     for i in group:
       done(i, _run_one(programs[i], built[i], dirs[i], claims, i, progress))
-  return rows
 
 
-def _run_one(program, built, folder: str, claims: "_Claims", i: int, progress: bool) -> dict:
+def _run_one(program, built, folder: str, claims: workdir_lib.MemberClaims, i: int, progress: bool) -> dict:
   """One member's summary, or its failed row (never an exception)."""
   t = time.perf_counter()
   try:
@@ -354,29 +357,6 @@ def _run_one(program, built, folder: str, claims: "_Claims", i: int, progress: b
   except Exception as e:  # pylint: disable=broad-except  (ConfigError too: e.g. resume)
     summary = _failed(e, folder, time.perf_counter() - t)
   return summary
-
-
-class _Claims:
-  """The members' folders (and vectorised groups' folders) claimed while they run."""
-
-  def __init__(self, names, dirs, identities):
-    self.names, self.dirs = names, dirs
-    self.identities = list(identities) if identities is not None else None
-
-  def member(self, i: int) -> contextlib.ExitStack:
-    if self.identities is None:
-      return contextlib.ExitStack()
-    return _claimed([self.dirs[i]], [self.identities[i]])
-
-  def group(self, group: list[int], folder: str) -> contextlib.ExitStack:
-    """The members' folders, and ``folder`` for exactly these members in this order."""
-    if self.identities is None:
-      return contextlib.ExitStack()
-    members = [(self.names[i], self.identities[i]) for i in group]
-    programs = ",".join(sorted({ident["program"] for _, ident in members}))
-    return _claimed([self.dirs[i] for i in group] + [folder],
-                    [self.identities[i] for i in group]
-                    + [workdir_lib.group_identity(programs, "group", members)])
 
 
 def exit_status(rows: list[dict]) -> str:

@@ -19,12 +19,14 @@ its process dies, however it dies, so a killed run's lock is simply taken over.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import hashlib
 import json
 import os
 import socket
+from typing import Sequence
 
 from ebm_gan.runner import record
 from ebm_gan.runner.registry import ConfigError
@@ -180,6 +182,21 @@ class Lock:
       self._fd = None
 
 
+def is_locked(path: str) -> bool:
+  """Whether a live process holds ``path``'s lock (:class:`Lock`); nothing is written."""
+  try:
+    fd = os.open(os.path.join(path, LOCK), os.O_RDONLY)
+  except OSError:
+    return False
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return True
+  finally:
+    os.close(fd)  # closing drops a lock taken just now
+  return False
+
+
 def claim(path: str, identity: dict) -> Lock:
   """Checks ``path`` against ``identity``, creates it, locks it and marks it.
 
@@ -204,3 +221,38 @@ def claim(path: str, identity: dict) -> Lock:
     lock.release()
     raise
   return lock
+
+
+def claimed(folders: Sequence[str], identities: Sequence[dict]) -> contextlib.ExitStack:
+  """Claims (checks, locks, marks) each folder for its identity; releases them on exit."""
+  stack = contextlib.ExitStack()
+  try:
+    for folder, identity in zip(folders, identities):
+      stack.callback(claim(folder, identity).release)
+  except BaseException:
+    stack.close()
+    raise
+  return stack
+
+
+class MemberClaims:
+  """The members' folders (and vectorised groups' folders) claimed while they run."""
+
+  def __init__(self, names, dirs, identities):
+    self.names, self.dirs = names, dirs
+    self.identities = list(identities) if identities is not None else None
+
+  def member(self, i: int) -> contextlib.ExitStack:
+    if self.identities is None:
+      return contextlib.ExitStack()
+    return claimed([self.dirs[i]], [self.identities[i]])
+
+  def group(self, group: list[int], folder: str) -> contextlib.ExitStack:
+    """The members' folders, and ``folder`` for exactly these members in this order."""
+    if self.identities is None:
+      return contextlib.ExitStack()
+    members = [(self.names[i], self.identities[i]) for i in group]
+    programs = ",".join(sorted({ident["program"] for _, ident in members}))
+    return claimed([self.dirs[i] for i in group] + [folder],
+                   [self.identities[i] for i in group]
+                   + [group_identity(programs, "group", members)])
