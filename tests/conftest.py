@@ -14,6 +14,7 @@ subprocess runs of the resume tests share it; it is removed when that process ex
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -26,5 +27,20 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import chex  # noqa: E402  pylint: disable=g-import-not-at-top
+import pytest  # noqa: E402  pylint: disable=g-import-not-at-top
 
 chex.set_n_cpu_devices(4)
+
+
+@pytest.fixture
+def launcher_with_sigint():
+  """The command that runs ``python -m experiments.run`` with Ctrl-C's default handler.
+
+  Python keeps SIGINT ignored when it starts ignored (a background job of a non-interactive
+  shell, nohup), and children inherit that; resetting it in the child with ``preexec_fn``
+  would fork after JAX's threads are up. The child resets it itself, then runs the launcher.
+  """
+  code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "sys.argv[0] = 'experiments.run'; runpy.run_module('experiments.run', "
+          "run_name='__main__', alter_sys=True)")
+  return [sys.executable, "-c", code]

@@ -155,16 +155,9 @@ def test_orbax_resource_exhausted_counts_as_a_full_disk():
   assert not checkpoint.is_storage_failure(OSError(errno.ENOENT, "no such file"))
 
 
-def _sigint_not_ignored():
-  """For a child process: SIGINT as in a terminal (Python then raises KeyboardInterrupt), even
-  where the tests were started with it ignored (a background job of a non-interactive shell,
-  nohup), which children inherit."""
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_signals_during_a_save_are_delivered_after_it(tmp_path):
   ckpt = checkpoint.Checkpoints(str(tmp_path), every=10, max_to_keep=5)
-  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # see _sigint_not_ignored
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # see launcher_with_sigint
   try:
     with pytest.raises(KeyboardInterrupt):
       with checkpoint.signals_held():
@@ -269,13 +262,13 @@ def _saving_or_saved(workdir):
 
 
 @pytest.mark.slow  # a subprocess run, its resumption and an uninterrupted run (~60 s under load)
-def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_path):
+def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_path,
+                                                                           launcher_with_sigint):
   stopped, reference = str(tmp_path / "stopped"), str(tmp_path / "reference")
   args = ["--config.steps=300" if a.startswith("--config.steps=") else a for a in ARGS]
   log = open(tmp_path / "stopped.log", "w+")  # a file, not a pipe: a full pipe would block it
-  proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args, "--workdir", stopped],
-                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                          preexec_fn=_sigint_not_ignored)
+  proc = subprocess.Popen([*launcher_with_sigint, *args, "--workdir", stopped],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
   deadline = time.time() + 240
   while not _saving_or_saved(stopped) and proc.poll() is None and time.time() < deadline:
     time.sleep(0.001)
@@ -284,7 +277,7 @@ def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_
   log.seek(0)
   out = log.read()
   assert proc.returncode == cli.EXIT_INTERRUPTED, out
-  assert "Traceback" not in out and "interrupted; run the same command" in out
+  assert "Traceback" not in out and "interrupted; run the same command" in out, out
   assert checkpoint.newest_intact_step(stopped) is not None  # the save finished before stopping
 
   assert cli.main([*args, "--workdir", reference], DEFAULT) == cli.EXIT_OK

@@ -91,3 +91,37 @@ def test_sigterm_is_handled_like_ctrl_c_and_resumes(tmp_path):
   assert "Traceback" not in out, out
   assert cli.main([*ARGS, "--workdir", workdir], DEFAULT) == cli.EXIT_OK  # resumable
   assert json.load(open(os.path.join(workdir, "summary.json")))["steps_done"] == STEPS
+
+
+@pytest.mark.slow  # a subprocess run, its resumption and an uninterrupted run (~40 s)
+def test_ctrl_c_before_the_first_checkpoint_saves_the_step_and_resumes_bit_identical(
+    tmp_path, launcher_with_sigint):
+  """Ctrl-C after ≥ 50 steps of a run whose first periodic checkpoint is at step 1000: the
+  interrupt saves the last finished step, names it, and the resumed run continues from there
+  and ends with the bits of an uninterrupted run (metrics and checkpoint)."""
+  steps = ["--config.steps=1500", "--config.checkpoint_every=1000"]
+  args = [a for a in ARGS if not a.startswith(("--config.steps=", "--config.checkpoint_every="))]
+  stopped, reference = str(tmp_path / "stopped"), str(tmp_path / "reference")
+  log = open(tmp_path / "stopped.log", "w+")
+  proc = subprocess.Popen([*launcher_with_sigint, *args, *steps, "--workdir", stopped],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+  metrics, deadline = os.path.join(stopped, "metrics.jsonl"), time.time() + 240
+  while proc.poll() is None and time.time() < deadline and (
+      not os.path.exists(metrics) or sum(1 for _ in open(metrics)) < 50):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  proc.wait(timeout=120)
+  log.seek(0)
+  out = log.read()
+  assert proc.returncode == cli.EXIT_INTERRUPTED, out
+  saved = _latest(stopped)
+  assert saved is not None and 50 <= saved < 1000, (saved, out)
+  assert f"to resume from step {saved}." in out and "Traceback" not in out, out
+  assert cli.main([*args, *steps, "--workdir", stopped], DEFAULT) == cli.EXIT_OK
+  assert json.load(open(os.path.join(stopped, "summary.json")))["resumed_from"] == saved
+  assert cli.main([*args, *steps, "--workdir", reference], DEFAULT) == cli.EXIT_OK
+  assert (open(os.path.join(stopped, "metrics.jsonl"), "rb").read()
+          == open(os.path.join(reference, "metrics.jsonl"), "rb").read())
+  for a, b in zip(jax.tree.leaves(checkpoint.load_raw(stopped)),
+                  jax.tree.leaves(checkpoint.load_raw(reference))):
+    np.testing.assert_array_equal(a, b)

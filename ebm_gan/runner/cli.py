@@ -360,8 +360,11 @@ def _main(argv: Sequence[str], default_config: str) -> int:
     return EXIT_PEER_LOST
   except KeyboardInterrupt as e:
     what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-    print(f"{what}; run the same command with --workdir={workdir} to resume from the "
-          "latest checkpoint.", file=sys.stderr)
+    step = getattr(e, "resume_step", None)
+    where = "the latest checkpoint" if step is None else (
+        f"step {step}" if step else "step 0 (no step had finished)")
+    print(f"{what}; run the same command with --workdir={workdir} to resume from "
+          f"{where}.", file=sys.stderr)
     return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
   finally:
     if plan["lock"] is not None:

@@ -53,6 +53,21 @@ def postfix(metrics: dict, alive=None) -> dict:
   return out
 
 
+# The bar until steady chunks have been timed: no rate, no ETA (the first chunk pays for
+# compilation and warm-up, and an ETA from it would be several times too long).
+WARMING_UP = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, timing…{postfix}]"
+
+
+def restart_clock(bar) -> None:
+  """Forgets the time the ``bar`` has run so far (compilation, the first chunk), so that its
+  rate and ETA come from the chunks that follow alone; shows the ETA from then on."""
+  done = bar.n
+  bar.reset(total=bar.total)
+  bar.initial = bar.n = bar.last_print_n = done
+  bar.bar_format = None
+  bar.refresh()
+
+
 def advance(bar, n: int, last: bool, losses: dict) -> None:
   """Moves the tqdm ``bar`` on by ``n`` steps showing ``losses``; closes it after the ``last``.
 

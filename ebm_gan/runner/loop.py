@@ -162,6 +162,17 @@ def restore(trainable: Trainable, ckpt: checkpoint.Checkpoints, recorders_for: C
   return states, diverged_at, start, recorders
 
 
+def _save_on_interrupt(ckpt, clock, done: int, saved: int, states, diverged_at) -> int:
+  """Saves the state of step ``done`` when it is newer than the last checkpoint ``saved`` (an
+  interrupt then loses no finished chunk); returns the step a resume starts from. The save
+  is atomic and holds further signals, like every checkpoint."""
+  if done > saved:
+    ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
+    clock.save(done)
+    return done
+  return ckpt.latest_step() or 0
+
+
 def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
           recorders: list[Recorder], ckpt: checkpoint.Checkpoints, config,
           progress: bool = True, desc: str | None = None):
@@ -177,8 +188,8 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
   clock = WallClock(os.path.dirname(ckpt.directory), start,
                     record.training_wall(recorders[0].workdir, start) if recorders else None)
   bar = tqdm(total=config.steps, initial=start, unit="step", disable=not progress,
-             dynamic_ncols=True, desc=desc)
-  done = start
+             dynamic_ncols=True, desc=desc, bar_format=console.WARMING_UP)
+  done = saved = start
   try:
     while done < config.steps and (diverged_at < 0).any():
       n = chunk_length(done, config.steps, config.steps_per_dispatch)
@@ -200,18 +211,22 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
       if not (diverged_at < 0).any():
         bar.update(int(diverged_at.max() - done))
         break  # keep `states`: every member's last parameters before this chunk
-      states = trainable.keep_alive(diverged_at < 0, new_states, states)
-      done += n
+      states, done = trainable.keep_alive(diverged_at < 0, new_states, states), done + n
       console.advance(bar, n, done == config.steps,
                       console.postfix(metrics, diverged_at < 0 if trainable.mapped else None))
+      if steady_steps == 0 and done < config.steps:  # the first chunk: rate and ETA from now on
+        console.restart_clock(bar)
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
         ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
         clock.save(done)
-        ckpt_s += time.perf_counter() - t
+        ckpt_s, saved = ckpt_s + time.perf_counter() - t, done
       if config.picture_every and done // config.picture_every > (done - n) // config.picture_every:
         for i in np.flatnonzero(diverged_at < 0):
           recorders[i].picture(trainable.member(states, i).params, done)
+  except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: keep every finished chunk
+    e.resume_step = _save_on_interrupt(ckpt, clock, done, saved, states, diverged_at)
+    raise
   finally:
     bar.close()
     ckpt.close()
