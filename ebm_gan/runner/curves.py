@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 import numpy as np  # noqa: E402
 
+from ebm_gan.runner import tables  # noqa: E402
+
 NORM_KINDS = ("grad_norm", "param_norm", "update_norm")
 FIRST = ("l3", "l1", "entropy", "entropy_lower_bound", "mi_bound")  # after the players' losses
 
@@ -107,5 +109,5 @@ def training_curves(path: str, steps, series: dict) -> None:
     ax.axis("off")
   fig.suptitle(f"training curves: faint = every logged step, bold = moving average "
                f"(EMA, span {span:.0f} steps)", fontsize=10)
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 import numpy as np  # noqa: E402
 
 from ebm_gan import metrics  # noqa: E402
+from ebm_gan.runner import tables  # noqa: E402
 from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
 
 
@@ -113,7 +114,7 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
   _colorbar(fig, cs, ax)
   _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, borderaxespad=0.2)
   fig.suptitle(title, fontsize=10)
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)
 
 
@@ -135,9 +136,9 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   box, scale = scale, VIEW * scale
   xs, _, u = energy_grid(energy_fn, scale, resolution=180)
   log_z = plane_log_z(energy_fn, box)
-  np.savez_compressed(os.path.splitext(path)[0] + ".npz", xs=xs, u=u, samples=samples,
-                      data=np.zeros((0, 2)) if data is None else data, scale=scale,
-                      log_z=log_z, box=box)
+  tables.save_atomically(os.path.splitext(path)[0] + ".npz", lambda p: np.savez_compressed(
+      p, xs=xs, u=u, samples=samples, data=np.zeros((0, 2)) if data is None else data,
+      scale=scale, log_z=log_z, box=box))
   fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
   left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
                linewidths=0.7)
@@ -156,7 +157,7 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   _legend(left, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=2, borderaxespad=0.2)
   _colorbar(fig, cs, right)
   fig.suptitle(title, fontsize=10)
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)
 
 
@@ -193,7 +194,7 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
     ax.set_xlabel("x₁")
   _colorbar(fig, cs, axes)
   _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=2)
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)
   return path
 
@@ -215,7 +216,7 @@ def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
   ax.axis("off")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)
 
 
@@ -270,7 +271,7 @@ def game_runs(workdir: str, game, groups, results, lrs, num_seeds: int, radius: 
     fig.suptitle(game.name)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.84, wspace=0.4)
     path = os.path.join(workdir, f"{kind}_{game.name}.png")
-    fig.savefig(path, dpi=110)
+    tables.save_atomically(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)
     paths.append(path)
   return paths
@@ -334,7 +335,7 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
         ax.set_ylabel(f"{method}\nx₂", fontsize=8)
   if labels["legend"] is not None:
     _legend(axes[labels["legend"]], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
-  fig.savefig(path)
+  tables.save_atomically(path, fig.savefig)
   plt.close(fig)
   return path
 

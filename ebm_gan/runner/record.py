@@ -4,11 +4,8 @@
   loop: it writes the metrics rows of each chunk, spots the first diverging
   step, and draws the periodic pictures through a program-given function.
 
-* :class:`MetricsLog` appends one JSON object per logged step to
-  ``metrics.jsonl`` and mirrors the scalars to TensorBoard event files
-  (tensorboardX). On resume from a checkpoint at step s it first truncates
-  the file to the rows with ``step <= s`` (rewritten atomically), so a resumed
-  run's file is byte-identical to an uninterrupted run's.
+* :class:`~ebm_gan.runner.metrics_log.MetricsLog` (imported here) appends one JSON object
+  per logged step to ``metrics.jsonl`` and mirrors the scalars to TensorBoard.
 * :func:`write_provenance` saves the resolved config, the package versions,
   the git revision and the command line: those of the launch that trained from step 0,
   and of every later one (resumes, re-evaluations) in its ``resumed`` list.
@@ -31,103 +28,15 @@ import jax
 import numpy as np
 
 from ebm_gan.runner import tables
+from ebm_gan.runner.metrics_log import METRICS, METRICS_DAMAGED, MetricsLog, read_metrics  # noqa: F401
 from ebm_gan.runner.registry import ConfigError
 
-METRICS, SUMMARY_JSON, SUMMARY_MD = "metrics.jsonl", "summary.json", "summary.md"
+SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 PROVENANCE = "provenance.json"
 PREVIOUS_JSON, PREVIOUS_MD = "summary.previous.json", "summary.previous.md"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml_collections", "numpy",
             "tensorboardX", "matplotlib", "ebm-gan")
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _json_value(v):
-  return float(v)  # NaN/Inf are written as NaN/Infinity, which json.loads reads back
-
-
-def _summary_writer_class():
-  """tensorboardX's ``SummaryWriter``, imported without importing PyTorch.
-
-  tensorboardX imports torch at import time wherever it is installed (the ``bench`` extra
-  installs it), only to accept torch tensors, which the runner never passes: 4.6 s of every
-  launch on this project's machine, against 0.6 s without. A ``None`` entry in
-  ``sys.modules`` makes ``import torch`` fail with ImportError for that import only, the
-  fallback tensorboardX has for machines without torch; the entry is removed at once, so a
-  later ``import torch`` works. If torch is already imported, nothing is blocked.
-  """
-  block = "torch" not in sys.modules and "tensorboardX" not in sys.modules
-  if block:
-    sys.modules["torch"] = None
-  try:
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-  finally:
-    if block:
-      del sys.modules["torch"]
-  return SummaryWriter
-
-
-class MetricsLog:
-  """``metrics.jsonl`` plus TensorBoard scalars, resumable at a checkpoint step.
-
-  Args:
-    workdir: the run folder.
-    resume_step: the step of the checkpoint the run resumes from (0 for a fresh run):
-      rows after it are dropped, TensorBoard events after it are purged.
-    tensorboard_every: write every k-th logged step to TensorBoard (0: no TensorBoard).
-  """
-
-  def __init__(self, workdir: str, resume_step: int = 0, tensorboard_every: int = 1):
-    self.path = os.path.join(workdir, METRICS)
-    self._truncate(resume_step)
-    self._file = open(self.path, "a")
-    self._tb_every = tensorboard_every
-    self._tb = None
-    if tensorboard_every:
-      self._tb = _summary_writer_class()(os.path.join(workdir, "tensorboard"),
-                                         purge_step=resume_step + 1 if resume_step else None,
-                                         flush_secs=30)
-
-  def _truncate(self, step: int) -> None:
-    if not os.path.exists(self.path):
-      return
-    keep = []
-    with open(self.path) as f:
-      for line in f:
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError:
-          break  # a line cut short by a kill: everything after it is newer
-        if not step or row.get("step", step + 1) > step:
-          break
-        keep.append(line if line.endswith("\n") else line + "\n")
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, self.path)
-
-  def write(self, rows: Iterable[dict]) -> None:
-    """Appends rows (each with 'step'); flushed so that a killed run loses nothing written."""
-    for row in rows:
-      row = {k: (v if isinstance(v, (bool, int, str)) else _json_value(v))
-             for k, v in row.items()}
-      self._file.write(json.dumps(row) + "\n")
-      if self._tb is not None and row["step"] % self._tb_every == 0:
-        for k, v in row.items():
-          if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-            self._tb.add_scalar(k, v, row["step"])
-    self._file.flush()
-
-  def close(self) -> None:
-    """Flushes and closes the JSON-lines file and the event files."""
-    self._file.close()
-    if self._tb is not None:
-      self._tb.close()
-
-
-def read_metrics(workdir: str) -> list[dict]:
-  """The rows of ``<workdir>/metrics.jsonl``."""
-  with open(os.path.join(workdir, METRICS)) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def git_revision(repo: str = _REPO) -> str:

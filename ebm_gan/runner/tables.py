@@ -8,6 +8,24 @@ import os
 from typing import Sequence
 
 
+def save_atomically(path: str, write) -> None:
+  """Calls ``write(tmp)`` for a temporary file beside ``path``, then renames it over ``path``.
+
+  The rename replaces the NAME ``path``: a symlink there is replaced, never the file it points
+  to, so nothing outside the run folder is written; and no reader sees half a file. The
+  temporary name keeps the extension (matplotlib and numpy read the format from it).
+  """
+  folder, name = os.path.split(path)
+  root, ext = os.path.splitext(name)
+  tmp = os.path.join(folder, f".{root}.tmp{ext}")
+  try:
+    write(tmp)
+    os.replace(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
+      os.remove(tmp)
+
+
 def text(value) -> str:
   """A cell: floats with 4 significant digits, None as empty, anything else as str."""
   if isinstance(value, float):

@@ -47,6 +47,7 @@ from ebm_gan.runner import image_evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
+from ebm_gan.runner import tables
 from ebm_gan.runner.programs import trainables
 from ebm_gan.runner.registry import ConfigError
 
@@ -166,7 +167,7 @@ class Evaluator:
     """
     recorder.close()
     summary = {"status": recorder.status, "steps_done": int(state.step),
-               "diverged_at": recorder.diverged_at, **timings}
+               "diverged_at": recorder.diverged_at, **timings, **recorder.log.recovery}
     if recorder.status == record.OK:
       summary.update(recorder.last)
     params = state.params if state.ema is None else state.ema
@@ -177,8 +178,9 @@ class Evaluator:
     if self.mcmc is not None:
       summary.update(self._mcmc_metrics(params))
     if np.all(np.isfinite(samples)):
-      np.savez_compressed(os.path.join(recorder.workdir, "samples.npz"), samples=samples,
-                          data=self.data, scale=getattr(self.exp.dataset, "scale", 1.0))
+      scale = getattr(self.exp.dataset, "scale", 1.0)
+      tables.save_atomically(os.path.join(recorder.workdir, "samples.npz"), lambda p: (
+          np.savez_compressed(p, samples=samples, data=self.data, scale=scale)))
       self._final_picture(recorder.workdir, params, samples, summary, recorder.status)
     plot_curves(recorder.workdir)
     pictures.evolution(os.path.join(recorder.workdir, "pictures"),
