@@ -284,3 +284,22 @@ def test_ctrl_c_during_a_save_is_quiet_and_the_resumed_run_is_bit_identical(tmp_
   assert cli.main([*args, "--workdir", stopped], DEFAULT) == cli.EXIT_OK
   assert 0 < json.load(open(os.path.join(stopped, "summary.json")))["resumed_from"] < 300
   _assert_same_arrays(checkpoint.load_raw(reference), checkpoint.load_raw(stopped))
+
+
+def test_a_users_folder_named_like_a_step_is_moved_aside_never_rotated_away(tmp_path, capsys):
+  """``checkpoints/5`` holding a user's file, beside the run's steps 10 and 20 with
+  max_to_keep=2: it used to count as the oldest step and be deleted by the next save. It is
+  moved to checkpoints.damaged/5 with its file, the run resumes from 20, and rotation then
+  deletes only the run's own step 10."""
+  _saved(tmp_path).close()
+  user = tmp_path / "checkpoints" / "5"
+  user.mkdir()
+  (user / "notes.txt").write_text("mine")
+  ckpt = checkpoint.Checkpoints(str(tmp_path), every=10, max_to_keep=2)
+  ckpt.set_aside_unfinished()
+  assert "checkpoint step 5" in capsys.readouterr().err
+  assert ckpt.restore(_tree(0))[0] == 20
+  ckpt.save(30, _tree(30))
+  ckpt.close()
+  assert (tmp_path / checkpoint.DAMAGED_SUBDIR / "5" / "notes.txt").read_text() == "mine"
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20", "30"]

@@ -51,6 +51,8 @@ from ebm_gan.runner.registry import ConfigError
 
 SUBDIR = "checkpoints"
 DAMAGED_SUBDIR = "checkpoints.damaged"
+FOREIGN = ("it was not written by this runner (neither orbax's metadata nor a checksum), and "
+           "is kept there so that checkpoint rotation never deletes it")
 ORBAX_FINISHED = ("_CHECKPOINT_METADATA", "commit_success.txt")  # written when orbax finalises
 # Errors that mean "the disk (or file system) could not take the write", not a bug.
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
@@ -215,11 +217,29 @@ class Checkpoints:
     save (a run killed during its first saves): the run then starts from step 0, as if
     no save had begun. With an intact step, or a damaged one, it does nothing (:meth:`restore`
     falls back to the newest intact step, or refuses)."""
+    self._set_aside_foreign()
     steps = self._manager.all_steps()
     damage = [(step, integrity.damage(self.step_folder(step))) for step in steps]
     if damage and all(why == integrity.UNSEALED and self._finished_by_orbax(step)
                       for step, why in damage):
       self._set_aside(sorted(damage, reverse=True), None)
+
+  def _set_aside_foreign(self) -> None:
+    """Moves step folders this runner did not write (a user's ``checkpoints/100``: neither
+    orbax's metadata nor our checksum) to ``checkpoints.damaged/``, with a warning, before
+    orbax's rotation (``max_to_keep``) could count them as steps and delete them."""
+    sealed = lambda step: os.path.exists(os.path.join(self.step_folder(step),
+                                                      integrity.CHECKSUM_FILE))
+    foreign = [(step, FOREIGN) for step in self._manager.all_steps()
+               if not self._finished_by_orbax(step) and not sealed(step)]
+    if foreign:
+      self._set_aside(foreign, self._newest_or_none(foreign))
+      self._manager.reload()
+
+  def _newest_or_none(self, leaving) -> int | None:
+    """The newest step that stays after ``leaving`` is set aside (for the warning)."""
+    gone = {s for s, _ in leaving}
+    return max((s for s in self._manager.all_steps() if s not in gone), default=None)
 
   def _finished_by_orbax(self, step: int) -> bool:
     """Whether orbax finalised step ``step`` (its metadata written), i.e. the step is this
