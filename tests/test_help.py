@@ -70,3 +70,20 @@ def test_dry_run_builds_and_writes_nothing(tmp_path, capsys):
 def test_dry_run_refuses_what_a_run_would_refuse(tmp_path, capsys, args):
   assert cli.main(args + ["--dry-run", f"--workdir={tmp_path / 'x'}"], DEFAULT) == 2
   assert "nope" in capsys.readouterr().err
+
+
+FREE_TEXT = {"data.dir", "evaluation.classifier_cache", "label", "parallel.coordinator"}
+
+
+def test_every_named_choice_field_lists_what_it_allows(capsys):
+  """Every str field of the default config but the free-text ones shows 'one of:' (the
+  schedules, OGDA's first step, the estimators' layout, SSGE's bandwidth were missing)."""
+  assert cli.main(["--help"], DEFAULT) == 0
+  out = capsys.readouterr().out
+  keys = [line.split()[0] for line in out.splitlines()
+          if line.startswith("  ") and len(line.split()) >= 3 and line.split()[2] == "str"]
+  assert len(keys) > 20
+  missing = [k for k in keys if k not in FREE_TEXT and "one of:" not in _field_line(out, k)]
+  assert not missing
+  assert "constant | linear | cosine" in _field_line(out, "penalty.schedule")
+  assert "repeat | zero" in _field_line(out, "optimizer.ogda.first_step")
