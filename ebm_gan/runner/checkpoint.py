@@ -227,12 +227,14 @@ class Checkpoints:
   def _set_aside_foreign(self) -> None:
     """Moves step folders this runner did not write (a user's ``checkpoints/100``: neither
     orbax's metadata nor our checksum) to ``checkpoints.damaged/``, with a warning, before
-    orbax's rotation (``max_to_keep``) could count them as steps and delete them."""
+    orbax's rotation (``max_to_keep``) could count them as steps and delete them. When no
+    step is the runner's own, nothing is moved: :meth:`restore` refuses the folder."""
     sealed = lambda step: os.path.exists(os.path.join(self.step_folder(step),
                                                       integrity.CHECKSUM_FILE))
-    foreign = [(step, FOREIGN) for step in self._manager.all_steps()
+    steps = self._manager.all_steps()
+    foreign = [(step, FOREIGN) for step in steps
                if not self._finished_by_orbax(step) and not sealed(step)]
-    if foreign:
+    if foreign and len(foreign) < len(steps):
       self._set_aside(foreign, self._newest_or_none(foreign))
       self._manager.reload()
 
