@@ -31,7 +31,19 @@ def main(argv) -> int:
             file=sys.stderr)
       return 2
   out = args.out or os.path.join(args.sweep_dirs[0], "report")
-  for path in report.write(args.sweep_dirs, out, args.title, by_seed=args.by_seed):
+  try:
+    written = report.write(args.sweep_dirs, out, args.title, by_seed=args.by_seed)
+  except UnicodeDecodeError as e:
+    print(f"error: a sweep.csv of {args.sweep_dirs!r} is not UTF-8 text (byte {e.start}): it is "
+          "not a table this launcher wrote; run the sweep again or restore its sweep.csv.",
+          file=sys.stderr)
+    return 2
+  except OSError as e:
+    print(f"error: cannot read or write {e.filename!r} ({e.strerror}); check --out={out!r} "
+          f"(a path without extension whose folder can be made) and the sweep folders.",
+          file=sys.stderr)
+    return 2
+  for path in written:
     print(path)
   return 0
 

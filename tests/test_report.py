@@ -221,3 +221,20 @@ def test_parts_share_one_command_and_are_listed(tmp_path):
   notes = report.provenance_notes(str(tmp_path), rows)
   assert any(n.startswith("Command — **the members differ**") for n in notes)  # settings
   assert "Parts, each run apart in its own --workdir: `--only label=A`; the whole sweep" in notes
+
+
+def test_the_command_refuses_an_unreadable_table_and_an_unwritable_out(tmp_path, capsys):
+  """A sweep.csv that is not UTF-8, and --out in a folder that does not exist: exit 2 with one
+  paragraph each (both were tracebacks)."""
+  from experiments import report as command
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  (bad / "sweep.csv").write_bytes(b"member,seed\n\xff\xfe,1\n")
+  assert command.main([str(bad)]) == 2
+  err = capsys.readouterr().err
+  assert "is not UTF-8 text (byte" in err and "Traceback" not in err
+  good = tmp_path / "good"
+  good.mkdir()
+  _write(good, ROWS)
+  assert command.main([str(good), "--out", "/dev/null/x"]) == 2
+  assert "--out='/dev/null/x'" in capsys.readouterr().err
