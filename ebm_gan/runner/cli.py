@@ -50,9 +50,9 @@ from typing import Sequence
 
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
-from ebm_gan.runner import shared_sweep
 from ebm_gan.runner import help as help_lib
 from ebm_gan.runner import record
+from ebm_gan.runner import shared_sweep
 from ebm_gan.runner import sweep as sweep_lib
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
@@ -199,13 +199,12 @@ def _member_text(member) -> str:
   return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
 
 
-def _start_processes(config, options, fields: dict | None = None) -> None:
+def _start_processes(config, options) -> None:
   """Joins the other processes of a distributed run (not for a dry run), before any device
-  query; with ``fields``, checks that every process was started with the same ones."""
+  query, and checks that every process was started with the same config."""
   if "parallel" in config and not options["dry_run"]:
     distributed.initialize(config.parallel)
-    if fields is not None:
-      distributed.check_agreement(fields)
+    distributed.check_agreement(record.flatten_config(config))
 
 
 def _prepare(argv, default_config):
@@ -225,7 +224,7 @@ def _prepare(argv, default_config):
       None if options["no_sweep"] else sweep_lib.from_config(module), grid), options["only"])
   if members is None:
     config = resolve_config(path, overrides, module)
-    _start_processes(config, options, record.flatten_config(config))
+    _start_processes(config, options)
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
     lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
@@ -237,16 +236,16 @@ def _prepare(argv, default_config):
   if swept:
     raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
                       "give its values in the sweep only.")
+  # A sweep never starts jax.distributed: on several processes its members are shared out by
+  # number (shared_sweep); on one, there is nothing to join.
   base = resolve_config(path, overrides, module)
   share = distributed.sweep_share(base.parallel) if "parallel" in base else None
-  if share is not None:  # members shared out by number: no jax.distributed (shared_sweep)
+  if share is not None:
     distributed.share(*share)
   programs, built, identities, ignored, seen = [], [], [], {}, {}
   for i, member in enumerate(members):
     try:
       config = resolve_config(path, list(overrides) + list(member), module)
-      if share is None:
-        _start_processes(config, options)
       prog, b, unused = build(path, config, list(overrides) + list(member))
       programs.append(prog)
       built.append(b)

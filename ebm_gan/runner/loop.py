@@ -162,13 +162,17 @@ def restore(trainable: Trainable, ckpt: checkpoint.Checkpoints, recorders_for: C
   return states, diverged_at, start, recorders
 
 
+def _save(ckpt, clock, done: int, states, diverged_at) -> None:
+  """Checkpoint ``done`` (atomic; signals held until it is written) and its wall time."""
+  ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
+  clock.save(done)
+
+
 def _save_on_interrupt(ckpt, clock, done: int, saved: int, states, diverged_at) -> int:
-  """Saves the state of step ``done`` when it is newer than the last checkpoint ``saved`` (an
-  interrupt then loses no finished chunk); returns the step a resume starts from. The save
-  is atomic and holds further signals, like every checkpoint."""
+  """Saves step ``done`` when it is newer than the last checkpoint ``saved`` (an interrupt
+  then loses no finished chunk); returns the step a resume starts from."""
   if done > saved:
-    ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
-    clock.save(done)
+    _save(ckpt, clock, done, states, diverged_at)
     return done
   return ckpt.latest_step() or 0
 
@@ -218,8 +222,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
         console.restart_clock(bar)
       if ckpt.should_save(done - n, done) or done == config.steps:
         t = time.perf_counter()
-        ckpt.save(done, {"state": states, "diverged_at": diverged_at.copy()})
-        clock.save(done)
+        _save(ckpt, clock, done, states, diverged_at)
         ckpt_s, saved = ckpt_s + time.perf_counter() - t, done
       if config.picture_every and done // config.picture_every > (done - n) // config.picture_every:
         for i in np.flatnonzero(diverged_at < 0):

@@ -144,12 +144,6 @@ def _status_of(path: str) -> str | None:
   return (read_json_object(path) or {}).get("status")
 
 
-def read_summary(workdir: str) -> dict:
-  """The ``summary.json`` of a run folder (OSError or ValueError when absent or damaged)."""
-  with open(os.path.join(workdir, SUMMARY_JSON)) as f:
-    return json.load(f)
-
-
 def write_summary(workdir: str, summary: dict) -> None:
   """Saves ``summary.json`` and ``summary.md`` (the table printed at the end), atomically.
 

@@ -95,10 +95,9 @@ def finish(workdir: str, groups: list, names: list[str], rows: list, row_of) -> 
 def _summary(folder: str) -> dict | None:
   """A member's summary as its process left it: ``summary.json``, a failed row from
   ``error.txt``, or None when it is not done."""
-  try:
-    return record.read_summary(folder)
-  except (OSError, ValueError):
-    pass
+  summary = record.read_json_object(os.path.join(folder, record.SUMMARY_JSON))
+  if summary is not None:
+    return summary
   try:
     with open(os.path.join(folder, "error.txt")) as f:
       lines = f.read().splitlines()
