@@ -1,6 +1,6 @@
 """The default config, trained for a short budget, clears a floor the full run exceeds by far.
 
-The full default (24 000 steps of batch 256) is measured in README ("The default run"); this
+The full default (24 000 steps of batch 256) is measured in results/default_run.md; this
 runs the same config for 3 000 steps of batch 64, its rates and R1 weight decaying over those
 steps, and checks that the game is learning the data at all.
 """

@@ -1,5 +1,6 @@
-"""The docs are true: README's Python examples run as written, and every launcher command
-in README.md, BUILD.md and the config files' docstrings parses and builds (``--dry-run``)."""
+"""The docs are true: README's and docs/library.md's Python examples run as written, each on
+its own, and every launcher command in README.md, BUILD.md, docs/, results/ and the config
+files' docstrings parses and builds (``--dry-run``)."""
 
 import contextlib
 import os
@@ -13,8 +14,16 @@ from ebm_gan.runner import cli
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")
 CONFIGS = os.path.join(REPO, "experiments", "configs")
-DOCS = ["README.md", "BUILD.md"] + [os.path.join("experiments", "configs", n)
-                                    for n in sorted(os.listdir(CONFIGS)) if n.endswith(".py")]
+
+def _markdown(folder):
+  return [os.path.join(folder, n) for n in sorted(os.listdir(os.path.join(REPO, folder)))
+          if n.endswith(".md")]
+
+
+DOCS = (["README.md", "BUILD.md"] + _markdown("docs") + _markdown("results")
+        + [os.path.join("experiments", "configs", n)
+           for n in sorted(os.listdir(CONFIGS)) if n.endswith(".py")])
+README_LINES = 200  # the front door reads in five minutes (issue 29)
 LAUNCH = "python -m experiments.run"
 
 
@@ -46,6 +55,15 @@ COMMANDS = [(doc, c) for doc in DOCS for c in launch_commands(_read(doc))]
 
 def test_the_docs_have_commands_and_examples():
   assert len(COMMANDS) >= 8 and len(python_blocks(_read("README.md"))) >= 2
+  assert {doc for doc, _ in COMMANDS} >= {"README.md", "docs/runner.md", "results/images.md"}
+
+
+def test_the_readme_is_a_front_door():
+  """At most 200 lines, and its links to the rest of the docs lead to files that exist."""
+  text = _read("README.md")
+  assert len(text.splitlines()) <= README_LINES
+  for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+    assert os.path.exists(os.path.join(REPO, target)), target
 
 
 @pytest.mark.parametrize("doc,command", COMMANDS, ids=[f"{d}:{c[len(LAUNCH):][:60]}"
@@ -69,13 +87,20 @@ def _mock_tfds_if_needed(command: str):
   return tfds.testing.mock_data(num_examples=8)
 
 
-@pytest.mark.slow  # ~20 s alone (two compilations), ~50 s on a loaded 2-core machine
-def test_readme_python_examples_run_as_written():
-  namespace = {"__name__": "readme"}
-  for block in python_blocks(_read("README.md")):
-    exec(compile(block, "README.md", "exec"), namespace)  # pylint: disable=exec-used
-  assert namespace["metrics"]["l3"].shape == (100,)  # README: "has shape [100]"
-  assert "l3" in namespace["value"]
+EXAMPLES = [(doc, i) for doc in ("README.md", "docs/library.md")
+            for i in range(len(python_blocks(_read(doc))))]
+
+
+@pytest.mark.slow  # ~8 s alone per README block (compilation), 2–3× on a loaded machine
+@pytest.mark.parametrize("doc,index", EXAMPLES, ids=[f"{d}:{i}" for d, i in EXAMPLES])
+def test_python_examples_run_as_written_each_on_its_own(doc, index, capsys):
+  """Each block in a fresh namespace (a reader copies one block, not the page); each prints
+  what it shows and asserts it."""
+  namespace = {"__name__": "docs"}
+  block = python_blocks(_read(doc))[index]
+  exec(compile(block, doc, "exec"), namespace)  # pylint: disable=exec-used
+  if doc == "README.md":
+    assert "assert " in block and capsys.readouterr().out.strip()
 
 
 PARTS = "python -m experiments.parts"
@@ -96,4 +121,4 @@ def test_every_documented_parts_command_names_a_sweep_and_its_key(doc, command, 
 
 
 def test_the_docs_have_parts_commands():
-  assert {doc for doc, _ in PARTS_COMMANDS} >= {"README.md"}
+  assert {doc for doc, _ in PARTS_COMMANDS} >= {"docs/runner.md"}

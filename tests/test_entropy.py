@@ -297,7 +297,7 @@ def test_mi_gradient_after_fitting_the_statistics_network(d, sigma):
   (0.0012 at the test's seeds) and ≤ 0.027 in d = 8 (0.026): bounds cos > 0.971 and
   > 0.946. ‖∇̂‖/‖∇H‖ = 0.252–0.309 in d = 2 (mean 0.275; 0.280 at the test's seeds)
   and 0.147–0.178 in d = 8 (mean 0.158; 0.163): bands [0.209, 0.342] and
-  [0.118, 0.198] — the README's "0.16–0.28 of ∇H" are the test's seeds.
+  [0.118, 0.198] — results/default_run_history.md's "0.16–0.28 of ∇H" are the test's seeds.
 
   σ keeps I(x; z) at 2.0 nats (d = 2) and 3.2 nats (d = 8): the JSD saturates at
   log 2 when I ≫ 1 and its gradient then turns away from ∇I (cos 0.75 at

@@ -87,3 +87,34 @@ def test_every_named_choice_field_lists_what_it_allows(capsys):
   assert not missing
   assert "constant | linear | cosine" in _field_line(out, "penalty.schedule")
   assert "repeat | zero" in _field_line(out, "optimizer.ogda.first_step")
+
+
+CONFIG_FILES = sorted(os.path.join(REPO, "experiments", "configs", n)
+                      for n in os.listdir(os.path.join(REPO, "experiments", "configs"))
+                      if n.endswith(".py") and not n.startswith("_"))
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
+def test_every_field_of_every_config_file_says_what_it_does(path, capsys):
+  """Each field line is followed by an indented line that starts with its description."""
+  from ebm_gan.runner import config_file, help as help_lib
+  from ebm_gan.runner.cli import PROGRAMS
+  config = config_file.resolve_config(path, [])
+  descriptions = PROGRAMS.get(config.program, key="program").DESCRIPTIONS
+  keys = [k for k, _, _ in help_lib.fields(config)]
+  assert [k for k in keys if not descriptions.get(k)] == []
+  assert cli.main(["--config", path, "--help"], DEFAULT) == 0
+  lines = capsys.readouterr().out.splitlines()
+  for key in keys:
+    i = next(i for i, line in enumerate(lines) if line.split()[:1] == [key])
+    assert lines[i + 1].strip().startswith(descriptions[key][:30]), key
+
+
+def test_help_lists_the_config_files_with_their_first_docstring_line(capsys):
+  assert cli.main(["--help"], DEFAULT) == 0
+  out = capsys.readouterr().out
+  listing = out[out.index("config files (--config PATH):"):]
+  for path in CONFIG_FILES:
+    assert os.path.basename(path) in listing
+  assert "The toy benchmark: every EBM-GAN entropy estimator" in listing
+  assert "StackedMNIST (28×28×3, 1000 modes)" in " ".join(listing.split())

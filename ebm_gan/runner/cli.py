@@ -217,8 +217,11 @@ def _prepare(argv, default_config):
   module = load_config_module(path)
   if options["help"]:
     config = resolve_config(path, overrides, module)
-    choices = getattr(PROGRAMS.get(config.program, key="program"), "CHOICES", {})
-    return {"help": help_lib.render(USAGE, path, config, {"program": PROGRAMS, **choices})}
+    prog = PROGRAMS.get(config.program, key="program")
+    return {"help": help_lib.render(
+        USAGE, path, config, {"program": PROGRAMS, **getattr(prog, "CHOICES", {})},
+        descriptions=getattr(prog, "DESCRIPTIONS", {}),
+        files=help_lib.config_files(os.path.dirname(os.path.abspath(default_config))))}
   grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
   members = sweep_lib.select(sweep_lib.combine(
       None if options["no_sweep"] else sweep_lib.from_config(module), grid), options["only"])

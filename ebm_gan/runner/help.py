@@ -2,12 +2,15 @@
 
 The fields are those of the config that ``--config`` names, after the
 command line's overrides (and the file's ``finalize``), each with its current
-value, its type and, for a named choice, the names allowed (from the
-program's ``CHOICES``: config key -> a registry or a tuple of names).
+value, its type, what it does (the program's ``DESCRIPTIONS``) and, for a named
+choice, the names allowed (from the program's ``CHOICES``: config key -> a registry
+or a tuple of names). Then the config files beside the default one, each with the
+first line of its docstring.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 
 import ml_collections
@@ -31,6 +34,7 @@ FLAGS = (
 )
 EXIT_CODES = ("exit status: 0 ok; 2 user error (nothing ran); 3 a run diverged; "
               "4 a sweep member failed; 5 a write failed, e.g. disk full (resumable); "
+              "6 another process of the run stopped (resumable); "
               "130 interrupted, 143 terminated (resumable)")
 
 
@@ -76,6 +80,26 @@ def _wrap(head: str, text: str, width: int, indent: int | None = None) -> list[s
   return lines + [cur.rstrip()]
 
 
+def config_files(folder: str) -> list[tuple[str, str]]:
+  """``(path, first line of its docstring)`` of every config file in ``folder``.
+
+  The files are parsed, not executed; one that does not parse says so in its line.
+  """
+  out = []
+  for name in sorted(os.listdir(folder)):
+    if not name.endswith(".py") or name.startswith("_"):
+      continue
+    path = os.path.join(folder, name)
+    try:
+      with open(path, encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+      line = doc.strip().splitlines()[0] if doc.strip() else "(no docstring)"
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as e:
+      line = f"(unreadable: {type(e).__name__})"
+    out.append((path, line))
+  return out
+
+
 def _shown(path: str) -> str:
   """``path`` relative to the working folder when it lies under it."""
   rel = os.path.relpath(path)
@@ -83,8 +107,11 @@ def _shown(path: str) -> str:
 
 
 def render(usage: str, config_path: str, config: ml_collections.ConfigDict,
-           choices=None, width: int = 100) -> str:
-  """The help text: usage, flags, exit codes, then the fields of ``config``.
+           choices=None, width: int = 100, descriptions=None, files=()) -> str:
+  """The help text: usage, flags, exit codes, the fields of ``config``, the config files.
+
+  Each field is one line (key, value, type), then, indented under it, what it does and
+  the names it allows.
 
   Args:
     usage: the one-line usage string.
@@ -92,8 +119,10 @@ def render(usage: str, config_path: str, config: ml_collections.ConfigDict,
     config: the resolved config (overrides applied).
     choices: config key -> allowed names (a Registry or a sequence), or None.
     width: wrap lines at about this many characters.
+    descriptions: config key -> what the field does, one line (or None).
+    files: ``(path, first docstring line)`` of the config files to list (``config_files``).
   """
-  choices = choices or {}
+  choices, descriptions = choices or {}, descriptions or {}
   out = _wrap("usage: ", usage.removeprefix("usage: "), width) + ["", "flags:"]
   flag_w = max(len(f) for f, _ in FLAGS)
   for flag, text in FLAGS:
@@ -104,8 +133,14 @@ def render(usage: str, config_path: str, config: ml_collections.ConfigDict,
   rows = [(k, repr(v), t, _choices(k, choices, t)) for k, v, t in fields(config)]
   key_w = max(len(r[0]) for r in rows)
   val_w = min(max(len(r[1]) for r in rows), 28)
-  type_w = max(len(r[2]) for r in rows)
   for key, value, kind, allowed in rows:
-    line = f"  {key.ljust(key_w)}  {value.ljust(val_w)}  {kind.ljust(type_w)}"
-    out += _wrap(f"{line}  ", allowed, width, key_w + val_w + type_w + 8)
+    out.append(f"  {key.ljust(key_w)}  {value.ljust(val_w)}  {kind}".rstrip())
+    text = "; ".join(s for s in (descriptions.get(key, ""), allowed) if s)
+    if text:  # what it does and the names allowed, indented under the field
+      out += _wrap("      ", text, width)
+  if files:
+    out += ["", "config files (--config PATH):"]
+    path_w = max(len(_shown(p)) for p, _ in files)
+    for path, line in files:
+      out += _wrap(f"  {_shown(path).ljust(path_w)}  ", line, width)
   return "\n".join(out) + "\n"

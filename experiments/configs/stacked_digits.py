@@ -8,7 +8,7 @@ modes 100·d₁ + 10·d₂ + d₃ are covered and KL(mode histogram ‖ uniform)
 ~/.cache/ebm_gan/classifiers), plus MMD² to the held-out digits; writes samples.png (a
 grid of samples), data.png and the summary.
 
-Launch (about 4.5 minutes on 2 CPU cores at load average 7–13, 3000 steps; README has
+Launch (about 4.5 minutes on 2 CPU cores at load average 7–13, 3000 steps; results/images.md has
 the measured result):
 
   python -m experiments.run --config experiments/configs/stacked_digits.py
@@ -34,14 +34,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.generator = "conv"
   c.model.conv_width = 16         # 8×8 → one halving: conv 16 → conv 32 (stride 2) → dense
   c.model.latent_dim = 16
-  # MEG's MI bound and the generator rate README's stacked_digits results were measured with;
+  # MEG's MI bound and the generator rate results/images.md's runs were measured with;
   # the toy default's kNN (results/default_run.md) is not yet measured here on three seeds.
   c.entropy.name = "mi"
   c.entropy.mi.hidden = (128,)    # statistics network on the 192 flattened pixels and z
   c.optimizer.lr = 3e-4
   c.penalty.weight = 0.1
   # The toy default's levers (docs/theory.md (6.10)-(6.11), (7.21)-(7.22)) are not yet measured
-  # on images: the settings README's stacked_digits results were measured with.
+  # on images: the settings results/images.md's runs were measured with.
   c.penalty.schedule = "constant"
   c.penalty.height = 0.0
   c.optimizer.schedule = "constant"

@@ -43,6 +43,7 @@ from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
 from ebm_gan.runner import evaluation
+from ebm_gan.runner import field_docs
 from ebm_gan.runner import image_evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
@@ -61,6 +62,7 @@ EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
 CHOICES = config_lib.CHOICES  # named choices, for --help
+DESCRIPTIONS = field_docs.EBM_GAN  # what each field does, for --help
 ignored_keys = config_lib.ignored_keys
 
 

@@ -29,6 +29,7 @@ from ebm_gan import optim
 from ebm_gan.games import theory
 from ebm_gan.games import toy
 from ebm_gan.games import vectorised
+from ebm_gan.runner import field_docs
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
@@ -104,6 +105,7 @@ CHOICES = {
     "games": GAMES, "bilinear.matrix": MATRICES, "dirac_gan.loss": tuple(toy.DIRAC_LOSSES),
     "methods": tuple(vectorised.METHODS) + ("OPTIMIZER@SCHEME",),
 }
+DESCRIPTIONS = field_docs.TOY_GAMES  # what each field does, for --help
 
 
 def build_game(name: str, config: ml_collections.ConfigDict):
