@@ -4,11 +4,21 @@ All logic lives in :mod:`ebm_gan.runner.cli`; see its docstring for flags and ex
 """
 
 import os
+import signal
 import sys
 
-from ebm_gan.runner import cli
+# Ctrl-C or SIGTERM while jax and the launcher are imported is held, then handled by the
+# launcher (exit 130/143) instead of a traceback from inside an import. A SIGINT that was
+# ignored (a background job) stays ignored.
+_EARLY = []
+if __name__ == "__main__":
+  for _sig in (signal.SIGINT, signal.SIGTERM):
+    if signal.getsignal(_sig) != signal.SIG_IGN:
+      signal.signal(_sig, lambda signum, frame: _EARLY.append(signum))
+
+from ebm_gan.runner import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
 
 if __name__ == "__main__":
-  sys.exit(cli.main(sys.argv[1:], DEFAULT_CONFIG))
+  sys.exit(cli.main(sys.argv[1:], DEFAULT_CONFIG, early_signals=_EARLY))

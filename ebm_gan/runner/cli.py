@@ -43,14 +43,13 @@ import datetime
 import json
 import os
 import re
-import signal
 import sys
-import threading
 from typing import Sequence
 
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
 from ebm_gan.runner import help as help_lib
+from ebm_gan.runner import interrupts
 from ebm_gan.runner import record
 from ebm_gan.runner import shared_sweep
 from ebm_gan.runner import sweep as sweep_lib
@@ -306,27 +305,21 @@ class _Both:
       lock.release()
 
 
-class Terminated(KeyboardInterrupt):
-  """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+Terminated = interrupts.Terminated
 
 
-def _on_sigterm(signum, frame):
-  del signum, frame
-  raise Terminated()
-
-
-def main(argv: Sequence[str], default_config: str) -> int:
+def main(argv: Sequence[str], default_config: str, early_signals=()) -> int:
   """Runs the launcher; returns the process exit status (see the module docstring).
 
-  SIGTERM is handled like Ctrl-C (the run stops where it is, resumable), with exit 143.
+  SIGTERM is handled like Ctrl-C (the run stops where it is, resumable), with exit 143;
+  neither interrupts XLA or orbax (``interrupts``). ``early_signals``: SIGINT/SIGTERM
+  caught by the entry point before the launcher was imported.
   """
-  in_main = threading.current_thread() is threading.main_thread()
-  previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+  previous = interrupts.install(early_signals)
   try:
     status = _main(argv, default_config)
   finally:
-    if in_main:
-      signal.signal(signal.SIGTERM, previous)
+    interrupts.restore(previous)
   if status == EXIT_PEER_LOST:
     distributed.leave(status)  # never returns: no shutdown barrier the lost process cannot reach
   return status
@@ -334,12 +327,16 @@ def main(argv: Sequence[str], default_config: str) -> int:
 
 def _main(argv: Sequence[str], default_config: str) -> int:
   try:
+    interrupts.deliver()  # a signal that arrived while the launcher was being imported
     plan = _prepare(argv, default_config)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
-  except Terminated:
-    return EXIT_TERMINATED
+  except KeyboardInterrupt as e:
+    terminated = isinstance(e, Terminated)
+    print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'} before the run started; "
+          "nothing was trained.", file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
   if "help" in plan or plan["options"]["dry_run"]:
     print(plan.get("help") or console.dry_run(plan), end="")
     return EXIT_OK

@@ -16,6 +16,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from ebm_gan.runner import interrupts
 from ebm_gan.runner import tables
 
 _START = time.perf_counter()
@@ -25,7 +26,12 @@ RESULTS = ("modes_covered", "modes_covered_20", "high_quality", "mode_kl", "l3",
 
 
 def phase(text: str, enabled: bool = True) -> None:
-  """Prints ``[  12.3 s] text`` (seconds since the launcher started), flushed."""
+  """Prints ``[  12.3 s] text`` (seconds since the launcher started), flushed.
+
+  A new phase is a safe place to stop: a Ctrl-C or SIGTERM held while XLA ran is raised
+  here (``interrupts.deliver``).
+  """
+  interrupts.deliver()
   if enabled:
     # tqdm.write: above a live progress bar, which is redrawn below it.
     tqdm.write(f"[{time.perf_counter() - _START:7.1f} s] {text}", file=sys.stderr)

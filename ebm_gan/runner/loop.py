@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import console
+from ebm_gan.runner import interrupts
 from ebm_gan.runner import record
 from ebm_gan.runner.record import DIVERGED, Recorder
 
@@ -205,6 +206,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
       t = time.perf_counter()
       new_states, metrics = compiled[n](states)
       metrics = _to_host(metrics)
+      interrupts.deliver()  # a signal held while the chunk ran: this chunk is not kept
       if not first:  # the first chunk also pays for transfers and warm-up
         steady_s, steady_steps = steady_s + time.perf_counter() - t, steady_steps + n
       first = False
