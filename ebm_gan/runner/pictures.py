@@ -1,6 +1,7 @@
 """Pictures of a run: samples over the energy (2-D data) on one fixed scale, the tiled
-evolution of a run's periodic pictures, a grid of samples (image data), toy-game
-trajectories; training curves live in :mod:`ebm_gan.runner.curves`. Files only (Agg)."""
+evolution of a run's periodic pictures, a grid of samples (image data), a sweep report's
+sample panels; training curves live in :mod:`ebm_gan.runner.curves`, the toy games' pictures
+in :mod:`ebm_gan.runner.game_pictures`. Files only (Agg)."""
 
 from __future__ import annotations
 
@@ -233,58 +234,6 @@ def save_samples(path: str, samples, energy_fn=None, scale: float = 1.0, data=No
   else:
     return False
   return True
-
-
-def game_runs(workdir: str, game, groups, results, lrs, num_seeds: int, radius: float,
-              rate) -> list[str]:
-  """Per toy game: trajectories in its plot plane and ‖θ − θ*‖ against the step.
-
-  One panel per method, one curve per learning rate (seed 0 of each), the
-  dashed line d₀ρᵗ of the theoretical rate ``rate(method, lr)``. Returns the
-  paths of ``trajectories_<game>.png`` and ``log_distance_<game>.png``.
-  """
-  colors = plt.cm.viridis(np.linspace(0, 0.9, len(lrs)))
-  star = np.asarray(game.plane(game.equilibrium()))
-  paths = []
-  for kind in ("trajectories", "log_distance"):
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.2), squeeze=False)
-    for ax, g, res in zip(axes[0], groups, results):
-      for j, lr in enumerate(lrs):
-        r = j * num_seeds  # seed 0 of learning rate j
-        if kind == "trajectories":
-          ax.plot(*res.points[r].T, lw=0.7, color=colors[j], label=f"η={lr:g}")
-        else:
-          _distance_curve(ax, res.distances[r], rate(g.method, lr), colors[j], f"η={lr:g}")
-      if kind == "trajectories":
-        ax.plot(*star, "k*", ms=8)
-        ax.set_xlim(star[0] - 2 * radius, star[0] + 2 * radius)
-        ax.set_ylim(star[1] - 2 * radius, star[1] + 2 * radius)
-        ax.set_xlabel(game.plane_labels[0])
-        ax.set_ylabel(game.plane_labels[1])
-      else:
-        ax.set_xlabel("step")
-        ax.set_ylabel("‖θ − θ*‖ (dashed: d₀ρᵗ)")
-        finite = res.distances[np.isfinite(res.distances) & (res.distances > 0)]
-        ax.set_ylim(max(finite.min(initial=1.0) / 3, 1e-30), 3 * finite.max(initial=1.0))
-      ax.set_title(g.method.name, fontsize=9)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle(game.name)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.84, wspace=0.4)
-    path = os.path.join(workdir, f"{kind}_{game.name}.png")
-    tables.save_atomically(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
-    paths.append(path)
-  return paths
-
-
-def _distance_curve(ax, distances, rho: float, color, label: str) -> None:
-  """‖θ_t − θ*‖ on a log axis, and the theory's d₀ρᵗ dashed (where it is finite)."""
-  t = np.arange(distances.shape[0])
-  ax.semilogy(t, distances, lw=0.9, color=color, label=label)
-  if np.isfinite(rho):
-    log_theory = np.log(distances[0]) + t * np.log(rho)
-    ax.semilogy(t, np.where(log_theory < 69, np.exp(np.minimum(log_theory, 69)), np.nan),
-                ls="--", lw=0.6, color=color)
 
 
 def label_cells(filled, rows: int, cols: int) -> dict:
