@@ -6,6 +6,7 @@ import os
 import types
 
 import matplotlib.colors
+import matplotlib.contour
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -96,6 +97,19 @@ def _inside(fig, artist) -> bool:
 
 def _legends(fig):
   return list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+
+
+def test_the_contour_lines_panel_has_a_labelled_colour_bar():
+  """Both panels of ``pictures/step_N.png`` encode log q_m by colour: the lines on the left as
+  much as the filled contours on the right, so each has its own labelled colour bar."""
+  xs, _, u = pictures.energy_grid(_bowl(0.0), 3.0, 40)
+  fig = pictures.landscape_figure(xs, u, 3.0, None, 2.0, np.zeros((5, 2)), np.ones((5, 2)))
+  sets = [c for ax in fig.axes for c in ax.collections
+          if isinstance(c, matplotlib.contour.ContourSet)]
+  assert len(sets) == 2 and not sets[0].filled  # the lines' panel, and the filled one
+  for cs in sets:
+    assert cs.colorbar is not None and "log q_m" in cs.colorbar.ax.get_ylabel()
+  plt.close(fig)
 
 
 def _game_runs(steps=200):

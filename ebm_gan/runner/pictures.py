@@ -30,7 +30,7 @@ LOGQ_FLOOR, LOGQ_CEIL = -14.0, 4.0
 VIEW = 1.5  # energy pictures show 1.5× the data's box (drawn dashed): q_m's mass off it shows
 LEVELS = np.linspace(LOGQ_FLOOR, LOGQ_CEIL, 37)
 CMAP = "viridis"
-LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised over the plane)"
+LOGQ_LABEL = "log q_m(x)  (nats;\nexp U normalised over the plane)"  # two lines: short figures
 DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
 SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
 
@@ -98,7 +98,12 @@ def _legend(ax, **kwargs):
 
 
 def _colorbar(fig, cs, ax):
-  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(LOGQ_FLOOR, LOGQ_CEIL + 0.1, 2))
+  """The fixed scale's labelled colour bar of ``cs`` (filled, or lines: then each level's line
+  is drawn across the bar, thick enough to read) beside ``ax``."""
+  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03,
+                    ticks=np.arange(LOGQ_FLOOR, LOGQ_CEIL + 0.1, 2))
+  for lines in cb.lines:
+    lines.set_linewidths(2.5)
   cb.set_label(LOGQ_LABEL, fontsize=8)
   return cb
 
@@ -115,16 +120,13 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
   _colorbar(fig, cs, ax)
   _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, borderaxespad=0.2)
   fig.suptitle(title, fontsize=10)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
 
 
 def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str = "") -> None:
-  """Saves a two-panel PNG, and the drawn arrays beside it (``<path minus .png>.npz``).
-
-  Left: data and generator samples over contour lines of log q_m. Right: log q_m
-  alone, filled, on the fixed scale (see :data:`LOGQ_FLOOR`). The ``.npz`` (grid, U,
-  samples, data) lets :func:`evolution` tile a run's pictures on one scale.
+  """Saves a two-panel PNG (:func:`landscape_figure`), and the drawn arrays beside it
+  (``<path minus .png>.npz``: grid, U, samples, data), which let :func:`evolution` tile a
+  run's pictures on one scale.
 
   Args:
     path: the PNG file.
@@ -140,9 +142,21 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   tables.save_atomically(os.path.splitext(path)[0] + ".npz", lambda p: np.savez_compressed(
       p, xs=xs, u=u, samples=samples, data=np.zeros((0, 2)) if data is None else data,
       scale=scale, log_z=log_z, box=box))
-  fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
-  left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
-               linewidths=0.7)
+  save_figure(path, landscape_figure(xs, u, scale, log_z, box, samples, data, title))
+
+
+def landscape_figure(xs, u, scale: float, log_z: float | None, box: float, samples, data=None,
+                     title: str = ""):
+  """Two panels of U on the grid ``xs``² over [−scale, scale]² (the data's box ±``box``
+  dashed; ``log_z`` as in :func:`log_density`); returns the figure.
+
+  Left: data and generator samples over contour lines of log q_m, with a colour bar that
+  keys the lines' levels. Right: log q_m alone, filled, on the fixed scale (see
+  :data:`LOGQ_FLOOR`), with its colour bar.
+  """
+  fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 4.8), dpi=80, layout="constrained")
+  lines = left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
+                       linewidths=0.7)
   if data is not None:
     left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
   left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
@@ -156,8 +170,15 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   left.set_title("lines: log q_m", fontsize=9, loc="right")
   right.set_title("log q_m (fixed scale)", fontsize=9)
   _legend(left, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=2, borderaxespad=0.2)
+  _colorbar(fig, lines, left)
   _colorbar(fig, cs, right)
   fig.suptitle(title, fontsize=10)
+  return fig
+
+
+def save_figure(path: str, fig) -> None:
+  """Writes ``fig`` to ``path`` atomically (:func:`ebm_gan.runner.tables.save_atomically`)
+  and closes it."""
   tables.save_atomically(path, fig.savefig)
   plt.close(fig)
 
@@ -195,8 +216,7 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
     ax.set_xlabel("x₁")
   _colorbar(fig, cs, axes)
   _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=2)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
   return path
 
 
@@ -217,8 +237,7 @@ def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
   ax.axis("off")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
 
 
 def save_samples(path: str, samples, energy_fn=None, scale: float = 1.0, data=None,
@@ -284,8 +303,7 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
         ax.set_ylabel(f"{method}\nx₂", fontsize=8)
   if labels["legend"] is not None:
     _legend(axes[labels["legend"]], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
   return path
 
 
