@@ -8,6 +8,7 @@ import types
 import matplotlib.colors
 import matplotlib.contour
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 
 from ebm_gan.runner import curves
@@ -109,6 +110,28 @@ def test_the_contour_lines_panel_has_a_labelled_colour_bar():
   assert len(sets) == 2 and not sets[0].filled  # the lines' panel, and the filled one
   for cs in sets:
     assert cs.colorbar is not None and "log q_m" in cs.colorbar.ax.get_ylabel()
+  plt.close(fig)
+
+
+def test_a_one_method_report_is_wide_enough_and_keeps_its_labels_apart(tmp_path):
+  """A sweep of one method and one dataset: one panel, which used to make a 240 px figure
+  whose legend was cut off and whose row label ran into the x₂ label."""
+  file = str(tmp_path / "samples.npz")
+  np.savez_compressed(file, samples=np.zeros((5, 2)), data=np.ones((5, 2)), scale=2.0)
+  method = "entropy.name=knn, optimizer.learning_rate=0.0001, model.energy_hidden=(64, 64)"
+  fig = pictures.sample_panels_figure([method], ["25gaussians"],
+                                      {(method, "25gaussians"): file})
+  fig.canvas.draw()
+  (legend,) = _legends(fig)
+  assert _inside(fig, legend)
+  ax = fig.axes[0]
+  assert not legend.get_window_extent().overlaps(ax.get_window_extent())  # off the data
+  (row,) = [t for t in fig.findobj(matplotlib.text.Text) if "entropy.name" in t.get_text()]
+  assert row.get_text().replace("\n", " ") == method  # wrapped, whole
+  assert "x₂" not in row.get_text() and ax.get_ylabel() == "x₂"
+  assert not row.get_window_extent().overlaps(ax.yaxis.label.get_window_extent())
+  assert _inside(fig, row)
+  assert fig.bbox.width >= 400
   plt.close(fig)
 
 

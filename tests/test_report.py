@@ -238,3 +238,15 @@ def test_the_command_refuses_an_unreadable_table_and_an_unwritable_out(tmp_path,
   _write(good, ROWS)
   assert command.main([str(good), "--out", "/dev/null/x"]) == 2
   assert "--out='/dev/null/x'" in capsys.readouterr().err
+
+
+def test_a_one_method_report_figure_is_at_least_400_px_wide(tmp_path):
+  """One method, one dataset: one panel, which alone made a 240 px figure."""
+  _write(tmp_path, ROWS[:2])
+  os.makedirs(tmp_path / "000")
+  np.savez_compressed(tmp_path / "000" / "samples.npz", samples=np.zeros((5, 2)),
+                      data=np.ones((5, 2)), scale=2.0)
+  png = report.write(str(tmp_path), str(tmp_path / "bench"))[-1]
+  from matplotlib import image
+  height, width = image.imread(png).shape[:2]
+  assert width >= 400 and height >= 300

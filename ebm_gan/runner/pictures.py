@@ -6,6 +6,7 @@ in :mod:`ebm_gan.runner.game_pictures`. Files only (Agg)."""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 import matplotlib.patches
@@ -33,6 +34,7 @@ CMAP = "viridis"
 LOGQ_LABEL = "log q_m(x)  (nats;\nexp U normalised over the plane)"  # two lines: short figures
 DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
 SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
+MIN_PANELS_WIDTH = 5.0  # inches (400 px): a report's sample panels, even of one column
 
 
 def energy_grid(energy_fn, scale: float, resolution: int = 160):
@@ -86,8 +88,12 @@ def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool 
   return cs
 
 
-def _legend(ax, **kwargs):
-  leg = ax.legend(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
+def _legend(ax, outside: str | None = None, **kwargs):
+  """``ax``'s legend, its markers opaque and framed; ``outside``: instead the figure's legend
+  of ``ax``'s entries at that 'outside …' location, which a constrained layout keeps whole."""
+  style = dict(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
+  leg = (ax.figure.legend(*ax.get_legend_handles_labels(), loc=outside, **style) if outside
+         else ax.legend(**style))
   for handle in leg.legend_handles:
     handle.set_alpha(1)
     if isinstance(handle, matplotlib.patches.Rectangle):
@@ -198,7 +204,7 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
                                                                               len(names)))})
   cols = min(4, len(picks))
   rows = -(-len(picks) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.9 * rows + 0.5), dpi=80,
+  fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.9 * rows + 0.9), dpi=80,
                            squeeze=False, sharex=True, sharey=True, layout="constrained")
   cs = None
   for ax, i in zip(axes.ravel(), picks):
@@ -215,7 +221,7 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
   for ax in axes[-1, :]:
     ax.set_xlabel("x₁")
   _colorbar(fig, cs, axes)
-  _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=2)
+  _legend(axes[0, 0], outside="outside upper left", ncols=3)
   save_figure(path, fig)
   return path
 
@@ -269,15 +275,25 @@ def label_cells(filled, rows: int, cols: int) -> dict:
 
 
 def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
+  """Saves :func:`sample_panels_figure` at ``path``; returns ``path``."""
+  save_figure(path, sample_panels_figure(methods, datasets, sample_files))
+  return path
+
+
+def sample_panels_figure(methods, datasets, sample_files: dict):
   """A grid of panels, rows = methods, columns = datasets: generator samples over data.
 
   ``sample_files[(method, dataset)]`` is a ``samples.npz`` (``samples``, ``data``,
   ``scale``) written by a run; a missing cell is left blank, and the labels move to the
-  cells that are drawn (:func:`label_cells`).
+  cells that are drawn (:func:`label_cells`). Each row's method is written beside its
+  leftmost panel, left of the x₂ label; the legend stands above the panels. A report of one
+  column draws its panel larger, and no figure is narrower than :data:`MIN_PANELS_WIDTH`
+  inches, so that the legend and a long method name fit. Returns the figure.
   """
   rows, cols = len(methods), len(datasets)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.4, 2.6 * rows + 0.6), dpi=80,
-                           squeeze=False, layout="constrained")
+  side = max(2.6, 4.0 / cols)  # inches per panel
+  fig, axes = plt.subplots(rows, cols, dpi=80, squeeze=False, layout="constrained",
+                           figsize=(max(MIN_PANELS_WIDTH, side * cols + 1.0), side * rows + 0.8))
   labels = label_cells([(i, j) for i, m in enumerate(methods) for j, d in enumerate(datasets)
                         if (m, d) in sample_files], rows, cols)
   for i, method in enumerate(methods):
@@ -287,24 +303,31 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
       if file is None:
         ax.axis("off")
         continue
-      with np.load(file) as z:
-        scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
-        ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
-        ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
-      ax.set_xlim(-scale, scale)
-      ax.set_ylim(-scale, scale)
-      ax.set_aspect("equal")
-      ax.tick_params(labelsize=7)
+      _sample_cell(ax, file)
       if (i, j) in labels["title"]:
         ax.set_title(dataset, fontsize=10)
       if (i, j) in labels["xlabel"]:
         ax.set_xlabel("x₁", fontsize=8)
       if (i, j) in labels["ylabel"]:
-        ax.set_ylabel(f"{method}\nx₂", fontsize=8)
+        ax.set_ylabel("x₂", fontsize=8)
+        ax.annotate(textwrap.fill(method, 32), xy=(0, 0.5), xycoords=ax.yaxis.label,
+                    xytext=(-6, 0), textcoords="offset points", ha="right", va="center",
+                    rotation=90, fontsize=9, fontweight="bold")
   if labels["legend"] is not None:
-    _legend(axes[labels["legend"]], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
-  save_figure(path, fig)
-  return path
+    _legend(axes[labels["legend"]], outside="outside upper center", ncols=2)
+  return fig
+
+
+def _sample_cell(ax, file: str) -> None:
+  """One report panel: a ``samples.npz``'s generator samples over its data, on its box."""
+  with np.load(file) as z:
+    scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
+    ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
+    ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
+  ax.set_xlim(-scale, scale)
+  ax.set_ylim(-scale, scale)
+  ax.set_aspect("equal")
+  ax.tick_params(labelsize=7)
 
 
 def run_title(dataset: str, summary: dict, status: str) -> str:
