@@ -185,3 +185,20 @@ def test_the_trajectories_legend_stays_off_the_equilibrium_and_the_data():
     assert ax.get_xlabel() == "x[0]"
   assert fig.axes[0].get_ylabel() == "y[0]"
   plt.close(fig)
+
+
+def test_a_metric_logged_under_two_names_is_drawn_once(tmp_path, monkeypatch):
+  """With the MI estimator the logged value (mi_bound) is mi_dv itself (to float32 rounding):
+  one panel named after both; a series that differs keeps its own panel."""
+  steps = np.arange(1, 51)
+  dv = np.sin(steps / 7.0)
+  drawn = []
+  monkeypatch.setattr(curves, "_draw_panel",
+                      lambda ax, s, found, span, title: drawn.append((title, list(found))))
+  curves.training_curves(str(tmp_path / "c.png"), steps, {
+      "loss_energy": steps * 1.0, "mi_bound": dv.astype(np.float32) + np.float32(1e-8),
+      "mi_dv": dv, "mi_jsd": dv + 0.1, "grad_norm/energy": steps + 1.0})
+  assert drawn == [("loss_energy", ["loss_energy"]), ("mi_bound = mi_dv", ["mi_bound"]),
+                   ("mi_jsd", ["mi_jsd"]), ("grad_norm", ["grad_norm/energy"])]
+  nan = np.r_[np.nan, dv[1:]]  # finite at other steps: another series
+  assert len(curves.merge_identical({"a": {"a": dv}, "b": {"b": nan}})) == 2
