@@ -1,10 +1,18 @@
-"""Pictures: the fixed energy scale, the tiled evolution figure, the smoothed curves."""
+"""Pictures: the fixed energy scale, the tiled evolution figure, the smoothed curves, the
+report's sample panels and the toy games' figures (readable: labels, legends and colour bars
+inside the figure and off the data)."""
 
 import os
+import types
 
+import matplotlib.colors
+import matplotlib.contour
+import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 
 from ebm_gan.runner import curves
+from ebm_gan.runner import game_pictures
 from ebm_gan.runner import pictures
 
 
@@ -80,3 +88,117 @@ def test_the_final_pictures_title_names_the_quality_and_a_status_other_than_ok()
   assert (pictures.run_title("swissroll", {"steps_done": 30, "mmd2": 0.5}, "diverged")
           == "swissroll, step 30: MMD² 5.0e-01 to held-out data (diverged)")
   assert pictures.run_title("moons", {"steps_done": 7}, "diverged") == "moons, step 7: diverged"
+
+
+def _inside(fig, artist) -> bool:
+  box, whole = artist.get_window_extent(), fig.bbox
+  return (box.x0 >= whole.x0 - 0.5 and box.y0 >= whole.y0 - 0.5 and box.x1 <= whole.x1 + 0.5
+          and box.y1 <= whole.y1 + 0.5)
+
+
+def _legends(fig):
+  return list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+
+
+def test_the_contour_lines_panel_has_a_labelled_colour_bar():
+  """Both panels of ``pictures/step_N.png`` encode log q_m by colour: the lines on the left as
+  much as the filled contours on the right, so each has its own labelled colour bar."""
+  xs, _, u = pictures.energy_grid(_bowl(0.0), 3.0, 40)
+  fig = pictures.landscape_figure(xs, u, 3.0, None, 2.0, np.zeros((5, 2)), np.ones((5, 2)))
+  sets = [c for ax in fig.axes for c in ax.collections
+          if isinstance(c, matplotlib.contour.ContourSet)]
+  assert len(sets) == 2 and not sets[0].filled  # the lines' panel, and the filled one
+  for cs in sets:
+    assert cs.colorbar is not None and "log q_m" in cs.colorbar.ax.get_ylabel()
+  plt.close(fig)
+
+
+def test_a_one_method_report_is_wide_enough_and_keeps_its_labels_apart(tmp_path):
+  """A sweep of one method and one dataset: one panel, which used to make a 240 px figure
+  whose legend was cut off and whose row label ran into the x₂ label."""
+  file = str(tmp_path / "samples.npz")
+  np.savez_compressed(file, samples=np.zeros((5, 2)), data=np.ones((5, 2)), scale=2.0)
+  method = "entropy.name=knn, optimizer.learning_rate=0.0001, model.energy_hidden=(64, 64)"
+  fig = pictures.sample_panels_figure([method], ["25gaussians"],
+                                      {(method, "25gaussians"): file})
+  fig.canvas.draw()
+  (legend,) = _legends(fig)
+  assert _inside(fig, legend)
+  ax = fig.axes[0]
+  assert not legend.get_window_extent().overlaps(ax.get_window_extent())  # off the data
+  (row,) = [t for t in fig.findobj(matplotlib.text.Text) if "entropy.name" in t.get_text()]
+  assert row.get_text().replace("\n", " ") == method  # wrapped, whole
+  assert "x₂" not in row.get_text() and ax.get_ylabel() == "x₂"
+  assert not row.get_window_extent().overlaps(ax.yaxis.label.get_window_extent())
+  assert _inside(fig, row)
+  assert fig.bbox.width >= 400
+  plt.close(fig)
+
+
+def _game_runs(steps=200):
+  """A synthetic toy game with two methods, two learning rates, one seed: gda spirals out
+  (distance 1.01ᵗ), ogda spirals in (0.9ᵗ); the theory's rates are those."""
+  t = np.arange(steps + 1)
+  game = types.SimpleNamespace(name="bilinear", plane_labels=("x[0]", "y[0]"),
+                               equilibrium=lambda: None, plane=lambda _: np.zeros(2))
+  groups = [types.SimpleNamespace(method=types.SimpleNamespace(name=n)) for n in ("gda", "ogda")]
+  results = []
+  for rho in (1.01, 0.9):
+    d = np.stack([rho ** t, 0.5 * rho ** t])
+    points = d[..., None] * np.stack([np.cos(0.3 * t), np.sin(0.3 * t)], -1)
+    results.append(types.SimpleNamespace(distances=d, points=points))
+  rate = lambda method, lr: 1.01 if method.name == "gda" else 0.9
+  return game, groups, results, (0.1, 0.3), 1, rate
+
+
+def test_the_theory_lines_lie_over_the_measured_ones_on_one_shared_scale():
+  game, groups, results, lrs, seeds, rate = _game_runs()
+  fig = game_pictures.distance_figure(game, groups, results, lrs, seeds, rate)
+  fig.canvas.draw()
+  assert len({ax.get_ylim() for ax in fig.axes}) == 1  # every method's panel compares
+  for ax in fig.axes:
+    theory = [line for line in ax.lines if line.get_linestyle() == "--"]
+    measured = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(theory) == len(measured) == 2
+    assert min(t.get_zorder() for t in theory) > max(m.get_zorder() for m in measured)
+    assert all(not np.allclose(matplotlib.colors.to_rgba(t.get_color()),
+                               matplotlib.colors.to_rgba(m.get_color()))
+               for t in theory for m in measured)
+    assert ax.get_xlabel() == "step"
+  assert "‖θ − θ*‖" in fig.axes[0].get_ylabel()
+  (legend,) = _legends(fig)
+  assert _inside(fig, legend)
+  assert any("theory" in text.get_text() for text in legend.get_texts())
+  plt.close(fig)
+
+
+def test_the_trajectories_legend_stays_off_the_equilibrium_and_the_data():
+  game, groups, results, lrs, seeds, _ = _game_runs()
+  fig = game_pictures.trajectories_figure(game, groups, results, lrs, seeds, radius=1.0)
+  fig.canvas.draw()
+  (legend,) = _legends(fig)
+  box = legend.get_window_extent()
+  assert _inside(fig, legend)
+  for ax in fig.axes:
+    assert not box.contains(*ax.transData.transform((0.0, 0.0)))  # θ*
+    assert not box.overlaps(ax.get_window_extent())
+    assert ax.get_xlabel() == "x[0]"
+  assert fig.axes[0].get_ylabel() == "y[0]"
+  plt.close(fig)
+
+
+def test_a_metric_logged_under_two_names_is_drawn_once(tmp_path, monkeypatch):
+  """With the MI estimator the logged value (mi_bound) is mi_dv itself (to float32 rounding):
+  one panel named after both; a series that differs keeps its own panel."""
+  steps = np.arange(1, 51)
+  dv = np.sin(steps / 7.0)
+  drawn = []
+  monkeypatch.setattr(curves, "_draw_panel",
+                      lambda ax, s, found, span, title: drawn.append((title, list(found))))
+  curves.training_curves(str(tmp_path / "c.png"), steps, {
+      "loss_energy": steps * 1.0, "mi_bound": dv.astype(np.float32) + np.float32(1e-8),
+      "mi_dv": dv, "mi_jsd": dv + 0.1, "grad_norm/energy": steps + 1.0})
+  assert drawn == [("loss_energy", ["loss_energy"]), ("mi_bound = mi_dv", ["mi_bound"]),
+                   ("mi_jsd", ["mi_jsd"]), ("grad_norm", ["grad_norm/energy"])]
+  nan = np.r_[np.nan, dv[1:]]  # finite at other steps: another series
+  assert len(curves.merge_identical({"a": {"a": dv}, "b": {"b": nan}})) == 2

@@ -238,3 +238,35 @@ def test_the_command_refuses_an_unreadable_table_and_an_unwritable_out(tmp_path,
   _write(good, ROWS)
   assert command.main([str(good), "--out", "/dev/null/x"]) == 2
   assert "--out='/dev/null/x'" in capsys.readouterr().err
+
+
+def test_a_one_method_report_figure_is_at_least_400_px_wide(tmp_path):
+  """One method, one dataset: one panel, which alone made a 240 px figure."""
+  _write(tmp_path, ROWS[:2])
+  os.makedirs(tmp_path / "000")
+  np.savez_compressed(tmp_path / "000" / "samples.npz", samples=np.zeros((5, 2)),
+                      data=np.ones((5, 2)), scale=2.0)
+  png = report.write(str(tmp_path), str(tmp_path / "bench"))[-1]
+  from matplotlib import image
+  height, width = image.imread(png).shape[:2]
+  assert width >= 400 and height >= 300
+
+
+def test_a_sweep_without_summaries_says_why_it_has_no_figure(tmp_path, capsys):
+  """Every member unfinished (no summary, no samples): the table is written (0/N ok, exit 0)
+  and one line on stderr names them and says no figure was drawn; a sweep.csv that lists no
+  member is nothing to report (exit 2, nothing written)."""
+  from experiments import report as command
+  _write(tmp_path, [dict(r, status="running") for r in ROWS[:2]])
+  assert command.main([str(tmp_path)]) == 0
+  out, err = capsys.readouterr()
+  assert out.split() == [str(tmp_path / f"report.{e}") for e in ("md", "csv")]
+  (line,) = err.splitlines()
+  assert line.startswith("note: no figure drawn")
+  assert f"without a summary (unfinished or failed): {tmp_path / '000'}, {tmp_path / '001'}" in line
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  (empty / "sweep.csv").write_text("member,seed,status\n")
+  assert command.main([str(empty)]) == 2
+  assert "lists no member: nothing to report" in capsys.readouterr().err
+  assert os.listdir(empty) == ["sweep.csv"]

@@ -4,7 +4,8 @@ Each loss has its own axis (so a small loss is never squashed flat by a large
 one); per-player norms of one kind share a panel on a log axis, and the axis
 label says so. The smoothing is a bias-corrected exponential moving average
 whose span is about 2% of the run (at least 5 steps); the y-range follows the bulk of the raw
-values (0.5–99.5 percentiles), so a few spikes do not flatten the curve.
+values (0.5–99.5 percentiles), so a few spikes do not flatten the curve. A metric logged
+under two names is drawn once (:func:`merge_identical`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,41 @@ def panel_of(name: str) -> str:
   return head if head in NORM_KINDS else name
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+  """Whether two series are one metric: finite at the same steps, and there equal up to
+  float32 rounding (relative 1e-5 of the larger magnitude)."""
+  finite = np.isfinite(a)
+  if a.shape != b.shape or not finite.any() or not np.array_equal(finite, np.isfinite(b)):
+    return False
+  a, b = a[finite], b[finite]
+  return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(a).max()))
+
+
+def merge_identical(panels: dict[str, dict]) -> dict[str, dict]:
+  """Draws a metric logged under two names once: panels of one series whose values are the
+  same (:func:`_same`) become one panel, named after both ('mi_bound = mi_dv').
+
+  With the mutual-information estimator (``entropy.name=mi``, ``sigma`` 0) the estimator's
+  logged value *is* its Donsker–Varadhan statistic ``mi_dv``, so the two panels were
+  duplicates. The numbers decide, not a list of names: no panel is dropped unseen (its name
+  stays in the title), and the two are drawn apart whenever they differ (``sigma`` > 0 adds
+  a constant to the value).
+  """
+  out: dict[str, dict] = {}
+  for key, curves in panels.items():
+    if len(curves) == 1 and key not in NORM_KINDS:
+      values = next(iter(curves.values()))
+      twin = next((k for k, c in out.items() if len(c) == 1 and k not in NORM_KINDS
+                   and _same(next(iter(c.values())), values)), None)
+      if twin is not None:
+        out[f"{twin} = {key}"] = out.pop(twin)
+        continue
+    out[key] = curves
+  return out
+
+
 def _order(panel: str):
+  panel = panel.split(" = ")[0]  # a merged panel (merge_identical) sorts as its first name
   if panel.startswith("loss_"):
     return (0, panel)
   if panel in FIRST:
@@ -84,7 +119,8 @@ def _draw_panel(ax, steps, curves: dict, span: float, title: str) -> None:
 
 
 def training_curves(path: str, steps, series: dict) -> None:
-  """Saves a PNG of the training curves, one panel per metric (norms grouped per kind).
+  """Saves a PNG of the training curves, one panel per metric (norms grouped per kind; a
+  metric logged under two names once, :func:`merge_identical`).
 
   Args:
     path: the PNG file.
@@ -94,6 +130,7 @@ def training_curves(path: str, steps, series: dict) -> None:
   panels: dict[str, dict] = {}
   for name, values in series.items():
     panels.setdefault(panel_of(name), {})[name] = np.asarray(values, np.float64)
+  panels = merge_identical(panels)
   names = sorted(panels, key=_order)
   cols = min(4, len(names))
   rows = -(-len(names) // cols)

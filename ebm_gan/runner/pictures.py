@@ -1,10 +1,12 @@
 """Pictures of a run: samples over the energy (2-D data) on one fixed scale, the tiled
-evolution of a run's periodic pictures, a grid of samples (image data), toy-game
-trajectories; training curves live in :mod:`ebm_gan.runner.curves`. Files only (Agg)."""
+evolution of a run's periodic pictures, a grid of samples (image data), a sweep report's
+sample panels; training curves live in :mod:`ebm_gan.runner.curves`, the toy games' pictures
+in :mod:`ebm_gan.runner.game_pictures`. Files only (Agg)."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 import matplotlib.patches
@@ -29,9 +31,10 @@ LOGQ_FLOOR, LOGQ_CEIL = -14.0, 4.0
 VIEW = 1.5  # energy pictures show 1.5× the data's box (drawn dashed): q_m's mass off it shows
 LEVELS = np.linspace(LOGQ_FLOOR, LOGQ_CEIL, 37)
 CMAP = "viridis"
-LOGQ_LABEL = "log q_m(x)  (nats; exp U normalised over the plane)"
+LOGQ_LABEL = "log q_m(x)  (nats;\nexp U normalised over the plane)"  # two lines: short figures
 DATA_STYLE = dict(s=3, c="white", edgecolors="none", alpha=0.6, label="data")
 SAMPLE_STYLE = dict(s=3, c="#e8000b", edgecolors="none", alpha=0.6, label="generator samples")
+MIN_PANELS_WIDTH = 5.0  # inches (400 px): a report's sample panels, even of one column
 
 
 def energy_grid(energy_fn, scale: float, resolution: int = 160):
@@ -85,8 +88,12 @@ def energy_panel(ax, xs, u, scale: float, samples=None, data=None, labels: bool 
   return cs
 
 
-def _legend(ax, **kwargs):
-  leg = ax.legend(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
+def _legend(ax, outside: str | None = None, **kwargs):
+  """``ax``'s legend, its markers opaque and framed; ``outside``: instead the figure's legend
+  of ``ax``'s entries at that 'outside …' location, which a constrained layout keeps whole."""
+  style = dict(markerscale=4, fontsize=8, framealpha=0.85, **kwargs)
+  leg = (ax.figure.legend(*ax.get_legend_handles_labels(), loc=outside, **style) if outside
+         else ax.legend(**style))
   for handle in leg.legend_handles:
     handle.set_alpha(1)
     if isinstance(handle, matplotlib.patches.Rectangle):
@@ -97,7 +104,12 @@ def _legend(ax, **kwargs):
 
 
 def _colorbar(fig, cs, ax):
-  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03, ticks=np.arange(LOGQ_FLOOR, LOGQ_CEIL + 0.1, 2))
+  """The fixed scale's labelled colour bar of ``cs`` (filled, or lines: then each level's line
+  is drawn across the bar, thick enough to read) beside ``ax``."""
+  cb = fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.03,
+                    ticks=np.arange(LOGQ_FLOOR, LOGQ_CEIL + 0.1, 2))
+  for lines in cb.lines:
+    lines.set_linewidths(2.5)
   cb.set_label(LOGQ_LABEL, fontsize=8)
   return cb
 
@@ -114,16 +126,13 @@ def samples_over_energy(path: str, samples, energy_fn, scale: float, data=None,
   _colorbar(fig, cs, ax)
   _legend(ax, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, borderaxespad=0.2)
   fig.suptitle(title, fontsize=10)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
 
 
 def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str = "") -> None:
-  """Saves a two-panel PNG, and the drawn arrays beside it (``<path minus .png>.npz``).
-
-  Left: data and generator samples over contour lines of log q_m. Right: log q_m
-  alone, filled, on the fixed scale (see :data:`LOGQ_FLOOR`). The ``.npz`` (grid, U,
-  samples, data) lets :func:`evolution` tile a run's pictures on one scale.
+  """Saves a two-panel PNG (:func:`landscape_figure`), and the drawn arrays beside it
+  (``<path minus .png>.npz``: grid, U, samples, data), which let :func:`evolution` tile a
+  run's pictures on one scale.
 
   Args:
     path: the PNG file.
@@ -139,9 +148,21 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   tables.save_atomically(os.path.splitext(path)[0] + ".npz", lambda p: np.savez_compressed(
       p, xs=xs, u=u, samples=samples, data=np.zeros((0, 2)) if data is None else data,
       scale=scale, log_z=log_z, box=box))
-  fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 4.8), dpi=80, layout="constrained")
-  left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
-               linewidths=0.7)
+  save_figure(path, landscape_figure(xs, u, scale, log_z, box, samples, data, title))
+
+
+def landscape_figure(xs, u, scale: float, log_z: float | None, box: float, samples, data=None,
+                     title: str = ""):
+  """Two panels of U on the grid ``xs``² over [−scale, scale]² (the data's box ±``box``
+  dashed; ``log_z`` as in :func:`log_density`); returns the figure.
+
+  Left: data and generator samples over contour lines of log q_m, with a colour bar that
+  keys the lines' levels. Right: log q_m alone, filled, on the fixed scale (see
+  :data:`LOGQ_FLOOR`), with its colour bar.
+  """
+  fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 4.8), dpi=80, layout="constrained")
+  lines = left.contour(xs, xs, log_density(u, scale, log_z), levels=LEVELS[::3], cmap=CMAP,
+                       linewidths=0.7)
   if data is not None:
     left.scatter(data[:, 0], data[:, 1], **dict(DATA_STYLE, c="0.35"))
   left.scatter(samples[:, 0], samples[:, 1], **SAMPLE_STYLE)
@@ -155,8 +176,15 @@ def landscape(path: str, samples, energy_fn, scale: float, data=None, title: str
   left.set_title("lines: log q_m", fontsize=9, loc="right")
   right.set_title("log q_m (fixed scale)", fontsize=9)
   _legend(left, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=2, borderaxespad=0.2)
+  _colorbar(fig, lines, left)
   _colorbar(fig, cs, right)
   fig.suptitle(title, fontsize=10)
+  return fig
+
+
+def save_figure(path: str, fig) -> None:
+  """Writes ``fig`` to ``path`` atomically (:func:`ebm_gan.runner.tables.save_atomically`)
+  and closes it."""
   tables.save_atomically(path, fig.savefig)
   plt.close(fig)
 
@@ -176,7 +204,7 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
                                                                               len(names)))})
   cols = min(4, len(picks))
   rows = -(-len(picks) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.9 * rows + 0.5), dpi=80,
+  fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.2, 2.9 * rows + 0.9), dpi=80,
                            squeeze=False, sharex=True, sharey=True, layout="constrained")
   cs = None
   for ax, i in zip(axes.ravel(), picks):
@@ -193,9 +221,8 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
   for ax in axes[-1, :]:
     ax.set_xlabel("x₁")
   _colorbar(fig, cs, axes)
-  _legend(axes[0, 0], loc="lower left", bbox_to_anchor=(0.0, 1.12), ncols=2)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  _legend(axes[0, 0], outside="outside upper left", ncols=3)
+  save_figure(path, fig)
   return path
 
 
@@ -216,8 +243,7 @@ def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
   ax.axis("off")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
+  save_figure(path, fig)
 
 
 def save_samples(path: str, samples, energy_fn=None, scale: float = 1.0, data=None,
@@ -235,58 +261,6 @@ def save_samples(path: str, samples, energy_fn=None, scale: float = 1.0, data=No
   return True
 
 
-def game_runs(workdir: str, game, groups, results, lrs, num_seeds: int, radius: float,
-              rate) -> list[str]:
-  """Per toy game: trajectories in its plot plane and ‖θ − θ*‖ against the step.
-
-  One panel per method, one curve per learning rate (seed 0 of each), the
-  dashed line d₀ρᵗ of the theoretical rate ``rate(method, lr)``. Returns the
-  paths of ``trajectories_<game>.png`` and ``log_distance_<game>.png``.
-  """
-  colors = plt.cm.viridis(np.linspace(0, 0.9, len(lrs)))
-  star = np.asarray(game.plane(game.equilibrium()))
-  paths = []
-  for kind in ("trajectories", "log_distance"):
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.2), squeeze=False)
-    for ax, g, res in zip(axes[0], groups, results):
-      for j, lr in enumerate(lrs):
-        r = j * num_seeds  # seed 0 of learning rate j
-        if kind == "trajectories":
-          ax.plot(*res.points[r].T, lw=0.7, color=colors[j], label=f"η={lr:g}")
-        else:
-          _distance_curve(ax, res.distances[r], rate(g.method, lr), colors[j], f"η={lr:g}")
-      if kind == "trajectories":
-        ax.plot(*star, "k*", ms=8)
-        ax.set_xlim(star[0] - 2 * radius, star[0] + 2 * radius)
-        ax.set_ylim(star[1] - 2 * radius, star[1] + 2 * radius)
-        ax.set_xlabel(game.plane_labels[0])
-        ax.set_ylabel(game.plane_labels[1])
-      else:
-        ax.set_xlabel("step")
-        ax.set_ylabel("‖θ − θ*‖ (dashed: d₀ρᵗ)")
-        finite = res.distances[np.isfinite(res.distances) & (res.distances > 0)]
-        ax.set_ylim(max(finite.min(initial=1.0) / 3, 1e-30), 3 * finite.max(initial=1.0))
-      ax.set_title(g.method.name, fontsize=9)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle(game.name)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.84, wspace=0.4)
-    path = os.path.join(workdir, f"{kind}_{game.name}.png")
-    tables.save_atomically(path, lambda p: fig.savefig(p, dpi=110))
-    plt.close(fig)
-    paths.append(path)
-  return paths
-
-
-def _distance_curve(ax, distances, rho: float, color, label: str) -> None:
-  """‖θ_t − θ*‖ on a log axis, and the theory's d₀ρᵗ dashed (where it is finite)."""
-  t = np.arange(distances.shape[0])
-  ax.semilogy(t, distances, lw=0.9, color=color, label=label)
-  if np.isfinite(rho):
-    log_theory = np.log(distances[0]) + t * np.log(rho)
-    ax.semilogy(t, np.where(log_theory < 69, np.exp(np.minimum(log_theory, 69)), np.nan),
-                ls="--", lw=0.6, color=color)
-
-
 def label_cells(filled, rows: int, cols: int) -> dict:
   """Where a grid with blank cells carries its labels: each column's title on its top filled
   cell, its x label on its bottom one, each row's name on its leftmost one, the legend on the
@@ -301,15 +275,25 @@ def label_cells(filled, rows: int, cols: int) -> dict:
 
 
 def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
+  """Saves :func:`sample_panels_figure` at ``path``; returns ``path``."""
+  save_figure(path, sample_panels_figure(methods, datasets, sample_files))
+  return path
+
+
+def sample_panels_figure(methods, datasets, sample_files: dict):
   """A grid of panels, rows = methods, columns = datasets: generator samples over data.
 
   ``sample_files[(method, dataset)]`` is a ``samples.npz`` (``samples``, ``data``,
   ``scale``) written by a run; a missing cell is left blank, and the labels move to the
-  cells that are drawn (:func:`label_cells`).
+  cells that are drawn (:func:`label_cells`). Each row's method is written beside its
+  leftmost panel, left of the x₂ label; the legend stands above the panels. A report of one
+  column draws its panel larger, and no figure is narrower than :data:`MIN_PANELS_WIDTH`
+  inches, so that the legend and a long method name fit. Returns the figure.
   """
   rows, cols = len(methods), len(datasets)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.4, 2.6 * rows + 0.6), dpi=80,
-                           squeeze=False, layout="constrained")
+  side = max(2.6, 4.0 / cols)  # inches per panel
+  fig, axes = plt.subplots(rows, cols, dpi=80, squeeze=False, layout="constrained",
+                           figsize=(max(MIN_PANELS_WIDTH, side * cols + 1.0), side * rows + 0.8))
   labels = label_cells([(i, j) for i, m in enumerate(methods) for j, d in enumerate(datasets)
                         if (m, d) in sample_files], rows, cols)
   for i, method in enumerate(methods):
@@ -319,25 +303,31 @@ def sample_panels(path: str, methods, datasets, sample_files: dict) -> str:
       if file is None:
         ax.axis("off")
         continue
-      with np.load(file) as z:
-        scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
-        ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
-        ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
-      ax.set_xlim(-scale, scale)
-      ax.set_ylim(-scale, scale)
-      ax.set_aspect("equal")
-      ax.tick_params(labelsize=7)
+      _sample_cell(ax, file)
       if (i, j) in labels["title"]:
         ax.set_title(dataset, fontsize=10)
       if (i, j) in labels["xlabel"]:
         ax.set_xlabel("x₁", fontsize=8)
       if (i, j) in labels["ylabel"]:
-        ax.set_ylabel(f"{method}\nx₂", fontsize=8)
+        ax.set_ylabel("x₂", fontsize=8)
+        ax.annotate(textwrap.fill(method, 32), xy=(0, 0.5), xycoords=ax.yaxis.label,
+                    xytext=(-6, 0), textcoords="offset points", ha="right", va="center",
+                    rotation=90, fontsize=9, fontweight="bold")
   if labels["legend"] is not None:
-    _legend(axes[labels["legend"]], loc="lower left", bbox_to_anchor=(0.0, 1.15), ncols=2)
-  tables.save_atomically(path, fig.savefig)
-  plt.close(fig)
-  return path
+    _legend(axes[labels["legend"]], outside="outside upper center", ncols=2)
+  return fig
+
+
+def _sample_cell(ax, file: str) -> None:
+  """One report panel: a ``samples.npz``'s generator samples over its data, on its box."""
+  with np.load(file) as z:
+    scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
+    ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
+    ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
+  ax.set_xlim(-scale, scale)
+  ax.set_ylim(-scale, scale)
+  ax.set_aspect("equal")
+  ax.tick_params(labelsize=7)
 
 
 def run_title(dataset: str, summary: dict, status: str) -> str:

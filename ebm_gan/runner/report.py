@@ -254,6 +254,26 @@ def panel_figure(path: str, sweep_dir: str, rows: Sequence[dict]) -> str | None:
   return pictures.sample_panels(path, methods, datasets, found)
 
 
+def figure_gap(rows: Sequence[dict], most: int = 6) -> str:
+  """Why :func:`panel_figure` drew nothing, in one line: the members without a summary
+  (unfinished, failed or interrupted) and those whose summary came without samples (not
+  finite, so not saved); at most ``most`` names of each, then a count."""
+  def named(members):
+    names = [m["_folder"] for m in members]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+  unfinished = [r for r in rows
+                if not os.path.isfile(os.path.join(r["_folder"], record.SUMMARY_JSON))]
+  unsaved = [r for r in rows if r not in unfinished]
+  parts = []
+  if unfinished:
+    parts.append(f"without a summary (unfinished or failed): {named(unfinished)}")
+  if unsaved:
+    parts.append(f"with a summary but no samples (not finite): {named(unsaved)}")
+  return ("no figure drawn: no member saved samples.npz. Members " + "; ".join(parts)
+          + ". The table is written without the figure.")
+
+
 def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "",
           by_seed: bool = False) -> list[str]:
   """Writes ``<out_stem>.md``, ``<out_stem>.csv`` (and ``.png`` when members saved samples);

@@ -30,7 +30,7 @@ from ebm_gan.games import theory
 from ebm_gan.games import toy
 from ebm_gan.games import vectorised
 from ebm_gan.runner import field_docs
-from ebm_gan.runner import pictures
+from ebm_gan.runner import game_pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
@@ -251,8 +251,9 @@ def run(plan: Plan, workdir: str, progress: bool = True) -> dict:
   for gi, game in enumerate(plan.games):
     sl = slice(gi * n, (gi + 1) * n)
     rate = lambda method, lr, game=game: _theory(game, method, lr, config)
-    plots += pictures.game_runs(workdir, game, groups[sl], results[sl], plan.learning_rates,
-                                config.num_seeds, config[game.name].init_radius, rate)
+    plots += game_pictures.game_runs(workdir, game, groups[sl], results[sl],
+                                     plan.learning_rates, config.num_seeds,
+                                     config[game.name].init_radius, rate)
   if progress:
     with open(md_path) as f:
       print(f.read())
