@@ -21,4 +21,12 @@ from ebm_gan.runner import cli  # pylint: disable=g-import-not-at-top,wrong-impo
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
 
 if __name__ == "__main__":
-  sys.exit(cli.main(sys.argv[1:], DEFAULT_CONFIG, early_signals=_EARLY))
+  _STATUS = cli.main(sys.argv[1:], DEFAULT_CONFIG, early_signals=_EARLY)
+  if _STATUS == cli.EXIT_STORAGE:  # reported; the writers' exit handlers (TensorBoard's)
+    for _stream in (sys.stdout, sys.stderr):  # would only fail again on the full disk
+      try:
+        _stream.flush()
+      except OSError:
+        pass
+    os._exit(_STATUS)  # pylint: disable=protected-access
+  sys.exit(_STATUS)

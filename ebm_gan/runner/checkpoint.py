@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import shutil
@@ -83,16 +84,19 @@ def free_space(path: str) -> str:
     return "free space unknown"
 
 
-def storage_error(what: str, folder: str, last_step: int | None, cause: BaseException
-                  ) -> StorageError:
-  """The paragraph for a failed write: what, where, the free space and how to go on."""
+def storage_error(what: str, folder: str, last_step: int | None, cause: BaseException,
+                  needed_bytes: int | None = None) -> StorageError:
+  """The paragraph for a failed write: what, where, the free space, the room it needs
+  (``needed_bytes``, when known) and how to go on."""
   reason = " ".join(str(cause).split())[:200] or type(cause).__name__
+  needed = (f" It needs at least {needed_bytes / 2**20:.2f} MiB (the arrays alone)."
+            if needed_bytes is not None else "")
   kept = (f"The last intact checkpoint is step {last_step}; free some space and run the same "
           "command to resume from it." if last_step is not None else
           "No checkpoint was completed yet; free some space and run the same command to "
           "start again.")
-  return StorageError(f"could not {what} in {folder!r} ({free_space(folder)}): {reason}. "
-                      f"{kept}")
+  return StorageError(f"could not {what} in {folder!r} ({free_space(folder)}): {reason}."
+                      f"{needed} {kept}")
 
 
 def is_storage_failure(e: BaseException) -> bool:
@@ -137,6 +141,24 @@ def signals_held():
         handler(sig, None)
       elif handler == signal.SIG_DFL:
         signal.raise_signal(sig)
+
+
+@contextlib.contextmanager
+def _orbax_output_held():
+  """Holds what orbax's threads print on stderr during a save, and mutes logging; after the
+  block the held text is printed, unless the block set ``held["drop"]``. A full disk made
+  orbax and asyncio print ~450 lines of tracebacks before the one paragraph that says what
+  happened; :meth:`Checkpoints.save` drops them then."""
+  held, buffer = {"drop": False}, io.StringIO()
+  disabled = logging.root.manager.disable
+  logging.disable(logging.CRITICAL)
+  try:
+    with contextlib.redirect_stderr(buffer):
+      yield held
+  finally:
+    logging.disable(disabled)
+    if not held["drop"] and buffer.getvalue():
+      sys.stderr.write(buffer.getvalue())
 
 
 class Checkpoints:
@@ -187,7 +209,7 @@ class Checkpoints:
     """
     if step in self._manager.all_steps():
       return
-    with signals_held():
+    with signals_held(), _orbax_output_held() as held:
       try:
         self._manager.save(step, args=ocp.args.StandardSave(tree))
         self._manager.wait_until_finished()
@@ -196,8 +218,10 @@ class Checkpoints:
       except Exception as e:
         if not is_storage_failure(e):
           raise
+        held["drop"] = True  # orbax's and asyncio's tracebacks of it: the paragraph says it
         raise storage_error(f"save checkpoint step {step}", self.directory,
-                            newest_intact_step(os.path.dirname(self.directory)), e) from None
+                            newest_intact_step(os.path.dirname(self.directory)), e,
+                            sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))) from None
 
   def _newest_intact(self) -> tuple[int, list[tuple[int, str]]]:
     """The newest intact step, and the (step, damage) of the newer ones; refuses when none."""

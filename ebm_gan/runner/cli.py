@@ -332,6 +332,10 @@ def _main(argv: Sequence[str], default_config: str) -> int:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
+  except (StorageError, OSError) as e:  # claiming the folder, e.g. on a full disk
+    if not (isinstance(e, StorageError) or is_storage_failure(e)):
+      raise
+    return _storage_failed(e, None)
   except KeyboardInterrupt as e:
     terminated = isinstance(e, Terminated)
     print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'} before the run started; "
@@ -347,12 +351,9 @@ def _main(argv: Sequence[str], default_config: str) -> int:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
   except (StorageError, OSError) as e:
-    if not isinstance(e, StorageError):
-      if not is_storage_failure(e):
-        raise
-      e = storage_error(f"write {e.filename or 'a file'}", workdir, newest_intact_step(workdir), e)
-    print(f"error: {e}", file=sys.stderr)
-    return EXIT_STORAGE
+    if not (isinstance(e, StorageError) or is_storage_failure(e)):
+      raise
+    return _storage_failed(e, workdir)
   except distributed.PeerLost as e:
     print(f"error: {e} Run the same command on every host with --workdir={workdir} to resume "
           "from the latest checkpoint.", file=sys.stderr)
@@ -368,6 +369,17 @@ def _main(argv: Sequence[str], default_config: str) -> int:
   finally:
     if plan["lock"] is not None:
       plan["lock"].release()
+
+
+def _storage_failed(e: OSError, workdir: str | None) -> int:
+  """One paragraph for a failed write (which file, the free space, the last intact
+  checkpoint); returns exit status 5. ``workdir``: None before the run folder was claimed."""
+  if not isinstance(e, StorageError):
+    folder = workdir or os.path.dirname(os.path.abspath(e.filename or "."))
+    e = storage_error(f"write {e.filename or 'a file'}", folder,
+                      newest_intact_step(workdir) if workdir else None, e)
+  print(f"error: {e}", file=sys.stderr)
+  return EXIT_STORAGE
 
 
 def _execute(plan) -> int:

@@ -14,6 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ebm_gan.runner import tables
+
 METRICS = "metrics.jsonl"
 METRICS_DAMAGED = "metrics.damaged.jsonl"  # damaged lines set aside on resume
 
@@ -98,6 +100,13 @@ class MetricsLog:
 
   def write(self, rows: Iterable[dict]) -> None:
     """Appends rows (each with 'step'); flushed so that a killed run loses nothing written."""
+    try:
+      self._append(rows)
+    except OSError as e:
+      tables.name_the_file(e, self.path)
+      raise
+
+  def _append(self, rows: Iterable[dict]) -> None:
     for row in rows:
       row = {k: (v if isinstance(v, (bool, int, str)) else _json_value(v))
              for k, v in row.items()}

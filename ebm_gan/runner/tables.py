@@ -21,9 +21,19 @@ def save_atomically(path: str, write) -> None:
   try:
     write(tmp)
     os.replace(tmp, path)
+  except OSError as e:
+    name_the_file(e, path)
+    raise
   finally:
     if os.path.lexists(tmp):
       os.remove(tmp)
+
+
+def name_the_file(e: OSError, path: str) -> None:
+  """Gives a failed write's error the file's name when it has none (a write or a flush that
+  fails on a full disk names no file), so that the paragraph reporting it can."""
+  if e.filename is None:
+    e.filename = path
 
 
 def text(value) -> str:

@@ -29,10 +29,11 @@ import socket
 from typing import Sequence
 
 from ebm_gan.runner import record
+from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError
 
 MARKER, LOCK = ".ebm_gan_run.json", ".ebm_gan.lock"
-_OURS = {MARKER, LOCK}
+_OURS = {MARKER, LOCK, MARKER + ".tmp"}  # the temp file: a marker write that never finished
 
 
 def expand(path: str) -> str:
@@ -77,11 +78,19 @@ def read_marker(path: str) -> dict | None:
 
 
 def write_marker(path: str, identity: dict) -> None:
-  """Writes ``identity`` as the marker of ``path`` (atomically)."""
+  """Writes ``identity`` as the marker of ``path`` (atomically; a failed write, e.g. on a
+  full disk, leaves no temp file behind)."""
   tmp = os.path.join(path, MARKER + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(identity, f, indent=1, sort_keys=True)
-  os.replace(tmp, os.path.join(path, MARKER))
+  try:
+    with open(tmp, "w") as f:
+      json.dump(identity, f, indent=1, sort_keys=True)
+    os.replace(tmp, os.path.join(path, MARKER))
+  except BaseException as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    if isinstance(e, OSError):
+      tables.name_the_file(e, os.path.join(path, MARKER))
+    raise
 
 
 def _describe_difference(old: dict, new: dict) -> str:
