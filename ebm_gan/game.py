@@ -20,80 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Protocol
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ebm_gan import objectives, parallel, sampling
+from ebm_gan.directions import joint_directions
 from ebm_gan.entropy.base import NoEntropy
 from ebm_gan.errors import InvalidArgumentError
 
 Params = dict[str, Any]
-
-
-def joint_directions(losses: Mapping[str, Callable[..., Any]], params: Params,
-                     has_aux: bool = False, *, players=None, shared=None):
-  """Every player's gradient of its own loss, in one ``jax.grad`` (docs/theory.md (8.1)).
-
-  .. math::  d_i = ∇_{θ_i} ℓ_i(θ_i, θ_{−i})
-             = [∇_θ Σ_j ℓ_j(θ_j, \\mathrm{sg}(θ_{−j}))]_i
-
-  Args:
-    losses: player name → ``loss(params) -> scalar`` (or ``(scalar, aux)`` when
-      ``has_aux``); each is called with a view of ``params`` in which every
-      other player's entry is under ``stop_gradient``.
-    params: player name → parameter pytree (players without a loss get a zero
-      direction).
-    has_aux: whether the losses return ``(value, aux)``.
-    players: the moving players (default: every player with a loss): only their
-      losses are evaluated and differentiated; the others get zero directions
-      and no value.
-    shared: owner player → ``fn(params) -> value``, a quantity several losses read
-      (the generator's sample). It is evaluated ONCE, on the owner's view, and
-      every loss is then called as ``loss(view, values)`` with ``values[owner]``
-      live in the owner's loss and under ``stop_gradient`` in every other one —
-      the same gradients as each loss recomputing it on its own view, provided
-      ``fn`` reads only the owner's parameters, without relying on XLA to merge
-      the repeated forward passes (it does not inside ``lax.scan``).
-
-  Returns:
-    ``(values, directions, aux)``: per-player loss values, per-player
-    directions (gradients of their own losses) (same structure as ``params``), per-player aux ({} without aux).
-
-  Note:
-    Reverse mode only. ``stop_gradient`` also blocks forward-mode tangents, so
-    ``jax.jacfwd``/``jvp`` of the directions lose the cross terms ∂d_i/∂θ_j;
-    for the game Jacobian (eigenvalue analysis, consensus optimisation)
-    differentiate each player's own ``jax.grad`` instead, as
-    ``ebm_gan.games.theory.numerical_jacobian`` does.
-  """
-  missing = [p for p in (*losses, *(shared or {})) if p not in params]
-  if missing:
-    raise KeyError(f"losses name players {missing} that have no params {list(params)}")
-  moving = set(losses if players is None else players)
-  unknown = moving - set(losses)
-  if unknown:
-    raise KeyError(f"moving players {sorted(unknown)} have no loss among {list(losses)}")
-
-  def total(p):
-    owned = {o: fn(_view(p, {o} & moving)) for o, fn in (shared or {}).items()}
-    values, auxes, acc = {}, {}, 0.0
-    for name in (n for n in losses if n in moving):
-      view = _view(p, {name})
-      out = losses[name](view) if shared is None else losses[name](view, _view(owned, {name}))
-      values[name], auxes[name] = out if has_aux else (out, None)
-      acc = acc + values[name]
-    return acc, (values, auxes)
-
-  directions, (values, auxes) = jax.grad(total, has_aux=True)(params)
-  return values, directions, (auxes if has_aux else {})
-
-
-def _view(tree: Mapping[str, Any], live) -> dict:
-  """The dict with every entry not named in ``live`` under ``stop_gradient``."""
-  return {k: v if k in live else jax.lax.stop_gradient(v) for k, v in tree.items()}
 
 
 def _latents(key, n, latent_dim):
@@ -101,7 +39,60 @@ def _latents(key, n, latent_dim):
   return parallel.shard_batch(jax.random.normal(key, (n, latent_dim)))
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+class Game(Protocol):
+  """What the train step, the schemes and the runner ask of a game (docs/theory.md §8).
+
+  ``losses(x_data, key, penalty_scale)`` returns per-player losses ``(params, shared) ->
+  (loss, metrics)`` and ``shared`` (owner → ``fn(params)``, the generator's sample);
+  :func:`player_losses` turns them into plain ``(params, batch, key) -> (loss, aux)``
+  functions, and ``value_and_directions`` into every player's direction in one
+  ``jax.grad``. ``has_energy``: the critic is an energy U (log q_m ∝ U), whose density the
+  runner can draw and measure; a GAN's logit is not one.
+  """
+  players: tuple[str, ...]
+  critics: tuple[str, ...]
+  latent_dim: int
+  has_energy: ClassVar[bool]
+
+  def init(self, key: jax.Array, x_example: jax.Array) -> Params: ...
+  def sample(self, params: Params, key: jax.Array, n: int): ...
+  def critic_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]: ...
+  def losses(self, x_data: jax.Array, key: jax.Array, penalty_scale=1.0): ...
+  def value_and_directions(self, params, x_data, key, players=None, penalty_scale=1.0): ...
+  def summarise(self, value: dict) -> dict: ...
+
+
+def player_losses(game: Game, penalty_scale=1.0) -> dict[str, Callable]:
+  """Each player's loss as a pure function ``(params, batch, key) -> (loss, aux)``.
+
+  ``params`` is the whole parameter dict; ``jax.grad(loss, has_aux=True)(params, x, key)
+  [player]`` is that player's direction, the same number ``game.value_and_directions``
+  gives from one ``jax.grad`` over every player (docs/theory.md (8.1); tests/test_game.py
+  checks the two agree). Add a term to one and differentiate it in your own code; the
+  generator's sample is drawn inside each function, from ``key`` as the game draws it.
+  """
+  def make(player):
+    def loss(params, batch, key):
+      losses, shared = game.losses(batch, key, penalty_scale)
+      return losses[player](params, {owner: fn(params) for owner, fn in shared.items()})
+    return loss
+  return {player: make(player) for player in game.players}
+
+
+def _resolve_latent_dim(game) -> None:
+  """The game's ``latent_dim``: as given, else the generator module's own attribute."""
+  latent_dim = game.latent_dim
+  if latent_dim is None:
+    latent_dim = getattr(game.generator, "latent_dim", None)
+  if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
+    raise InvalidArgumentError(
+        f"latent_dim={latent_dim!r}: give the game latent_dim=<a positive int> (the size of "
+        f"z the generator {type(game.generator).__name__} takes), or use a generator module "
+        "with a latent_dim attribute.")
+  object.__setattr__(game, "latent_dim", latent_dim)
+
+
+@dataclasses.dataclass(frozen=True)
 class EBMGame:
   """The maximum-entropy EBM-GAN game max_m min_f L3 (docs/theory.md §2–3).
 
@@ -129,7 +120,13 @@ class EBMGame:
       better stand-in for q_m in ∇_m L1 = E_p[∇U_m] − E_{q_m}[∇U_m]; 0 keeps x ~ q_f
       (the seed's L1). The generator's loss never sees them.
     negative_step_size: ε of those MALA steps, in squared data units.
+    latent_dim: the size of the generator's input z; None takes the generator module's
+      ``latent_dim`` attribute, so any flax module z[B, latent_dim] → x works.
+
+  Games are frozen values: two built with equal settings are equal and hash alike, so the
+  jitted ``value_and_directions`` compiles once for both.
   """
+  has_energy: ClassVar[bool] = True
   energy: nn.Module
   generator: nn.Module
   entropy: Any = dataclasses.field(default_factory=NoEntropy)
@@ -138,10 +135,10 @@ class EBMGame:
   height_weight: float = 0.0
   negative_steps: int = 0
   negative_step_size: float = 0.01
+  latent_dim: int | None = None
 
-  @property
-  def latent_dim(self) -> int:
-    return self.generator.latent_dim
+  def __post_init__(self):
+    _resolve_latent_dim(self)
 
   @property
   def players(self) -> tuple[str, ...]:
@@ -179,6 +176,12 @@ class EBMGame:
   def energy_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]:
     """x ↦ U_m(x) for the given parameters."""
     return lambda x: self.energy.apply(params["energy"], x)
+
+  critic_fn = energy_fn
+
+  def player_losses(self, penalty_scale=1.0) -> dict[str, Callable]:
+    """Each player's loss ``(params, batch, key) -> (loss, aux)`` (:func:`player_losses`)."""
+    return player_losses(self, penalty_scale)
 
   def losses(self, x_data: jax.Array, key: jax.Array, penalty_scale=1.0):
     """Per-player losses ``(params, shared) -> (loss, metrics)`` for one batch, and ``shared``.
@@ -277,7 +280,7 @@ class EBMGame:
     return dict(value, l3=value["l1"] - value["entropy"])
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True)
 class GANGame:
   """The vanilla GAN game (docs/theory.md §6) and its variants, with a logit discriminator.
 
@@ -293,16 +296,18 @@ class GANGame:
       least_squares).
     penalty: optional penalty on the discriminator's logit function.
     label_smoothing: one-sided smoothing s of the real labels (target 1 − s).
+    latent_dim: the size of z; None takes the generator module's ``latent_dim``.
   """
+  has_energy: ClassVar[bool] = False
   discriminator: nn.Module
   generator: nn.Module
   loss: objectives.GANLoss = objectives.GAN_LOSSES["non_saturating"]
   penalty: Callable | None = None
   label_smoothing: float = 0.0
+  latent_dim: int | None = None
 
-  @property
-  def latent_dim(self) -> int:
-    return self.generator.latent_dim
+  def __post_init__(self):
+    _resolve_latent_dim(self)
 
   @property
   def players(self) -> tuple[str, ...]:
@@ -324,6 +329,14 @@ class GANGame:
     z = _latents(key, n, self.latent_dim)
     return self.generator.apply(params["generator"], z), z
 
+  def critic_fn(self, params: Params) -> Callable[[jax.Array], jax.Array]:
+    """x ↦ the discriminator's logit (plays U's role, docs/theory.md §6)."""
+    return lambda x: self.discriminator.apply(params["discriminator"], x)
+
+  def player_losses(self, penalty_scale=1.0) -> dict[str, Callable]:
+    """Each player's loss ``(params, batch, key) -> (loss, aux)`` (:func:`player_losses`)."""
+    return player_losses(self, penalty_scale)
+
   def losses(self, x_data, key, penalty_scale=1.0):
     """Per-player losses ``(params, shared) -> (loss, metrics)`` and ``shared`` (the sample);
     the penalty times ``penalty_scale``."""
@@ -331,7 +344,7 @@ class GANGame:
     k_sample, k_pen = jax.random.split(key)
 
     def disc_loss(p, s):
-      logit = lambda x: self.discriminator.apply(p["discriminator"], x)
+      logit = self.critic_fn(p)
       x_gen, _ = s["generator"]
       real, fake = logit(x_data), logit(x_gen)
       loss = self.loss.discriminator(real, fake, self.label_smoothing)

@@ -10,12 +10,13 @@ passed (finite domains, where every identity here is checkable exactly).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ebm_gan.errors import check_positive
+from ebm_gan.errors import InvalidArgumentError, check_positive
 
 
 def expectation(values: jax.Array, weights: jax.Array | None = None) -> jax.Array:
@@ -173,27 +174,54 @@ def height_penalty(u_data: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(u_data))
 
 
-def score_penalty(gamma: float):
-  """Zero-centred R1 (score) penalty on data: (γ/2)·E_p[‖∇_x U(x)‖²] (Mescheder et al. 2018)."""
-  check_positive(gamma, "gamma")
-  return lambda fn, x_data, x_gen, key: 0.5 * gamma * jnp.mean(_input_grad_sq_norm(fn, x_data))
+@dataclasses.dataclass(frozen=True)
+class ZeroCentredPenalty:
+  """(γ/2)·E[‖∇_x U(x)‖²] on the data (R1, the score penalty; Mescheder et al. 2018) or on
+  the generator's samples (R2), docs/theory.md (6.6)–(6.7).
+
+  A value: two penalties with the same settings are equal, so games holding them are too.
+  """
+  gamma: float
+  on: str = "data"  # 'data' (R1) | 'samples' (R2)
+
+  def __post_init__(self):
+    check_positive(self.gamma, "gamma")
+    if self.on not in ("data", "samples"):
+      raise InvalidArgumentError(f"on={self.on!r}; allowed: 'data' (R1), 'samples' (R2).")
+
+  def __call__(self, fn, x_data, x_gen, key):
+    del key
+    x = x_data if self.on == "data" else x_gen
+    return 0.5 * self.gamma * jnp.mean(_input_grad_sq_norm(fn, x))
 
 
-def r2_penalty(gamma: float):
-  """Zero-centred R2 penalty on generated samples: (γ/2)·E_q[‖∇_x U(x)‖²]."""
-  check_positive(gamma, "gamma")
-  return lambda fn, x_data, x_gen, key: 0.5 * gamma * jnp.mean(_input_grad_sq_norm(fn, x_gen))
-
-
-def wgan_gp_penalty(lam: float):
+@dataclasses.dataclass(frozen=True)
+class WGANGPPenalty:
   """WGAN-GP: λ·E_x̂[(‖∇_x U(x̂)‖ − 1)²], x̂ = εx_data + (1−ε)x_gen, ε ~ U(0,1) per sample."""
-  check_positive(lam, "lam")
+  lam: float
 
-  def penalty(fn, x_data, x_gen, key):
+  def __post_init__(self):
+    check_positive(self.lam, "lam")
+
+  def __call__(self, fn, x_data, x_gen, key):
     eps = jax.random.uniform(key, (x_data.shape[0],) + (1,) * (x_data.ndim - 1))
     x_hat = eps * x_data + (1.0 - eps) * jax.lax.stop_gradient(x_gen)
-    return lam * jnp.mean((jnp.sqrt(_input_grad_sq_norm(fn, x_hat) + 1e-12) - 1.0) ** 2)
-  return penalty
+    return self.lam * jnp.mean((jnp.sqrt(_input_grad_sq_norm(fn, x_hat) + 1e-12) - 1.0) ** 2)
+
+
+def score_penalty(gamma: float) -> ZeroCentredPenalty:
+  """R1 with weight γ, on the data: (γ/2)·E_p[‖∇_x U‖²] (docs/theory.md (6.6))."""
+  return ZeroCentredPenalty(gamma, "data")
+
+
+def r2_penalty(gamma: float) -> ZeroCentredPenalty:
+  """R2 with weight γ, on the samples: (γ/2)·E_q[‖∇_x U‖²] (docs/theory.md (6.7))."""
+  return ZeroCentredPenalty(gamma, "samples")
+
+
+def wgan_gp_penalty(lam: float) -> WGANGPPenalty:
+  """WGAN-GP with weight λ: :class:`WGANGPPenalty` (docs/theory.md (6.8))."""
+  return WGANGPPenalty(lam)
 
 
 # Penalty factories by name: ``PENALTIES[name](weight)``.

@@ -71,7 +71,7 @@ class DensityMetrics:
     key = jax.random.fold_in(jax.random.PRNGKey(c.seed), HELDOUT_STREAM)
     self.heldout = np.asarray(jax.jit(dataset.sample, static_argnums=1)(key, c.eval_samples))
     self.log_prob = jax.jit(dataset.log_prob) if hasattr(dataset, "log_prob") else None
-    self.has_energy = hasattr(exp.game, "energy_fn")
+    self.has_energy = exp.game.has_energy
     self.scale = dataset.scale
     self.modes, self.std = getattr(dataset, "modes", None), getattr(dataset, "std", None)
     self._dataset, self._data_entropy = dataset, None

@@ -75,9 +75,7 @@ def group_key(exp) -> str:
 
 def critic_values(game, params, x):
   """U(x) of the game's critic (the energy, or the GAN discriminator's logit)."""
-  if hasattr(game, "energy_fn"):
-    return game.energy_fn(params)(x)
-  return game.discriminator.apply(params["discriminator"], x)
+  return game.critic_fn(params)(x)
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,7 +108,7 @@ class Evaluator:
     sample, self.critic = _jitted(game, c.eval_samples)
     self.sample = lambda p: sample(p, key)
     self.mcmc = None
-    if c.evaluation.mcmc_steps > 0 and hasattr(game, "energy_fn"):
+    if c.evaluation.mcmc_steps > 0 and game.has_energy:
       mcmc = _jitted_mcmc(game, c.eval_samples, c.evaluation.mcmc_steps,
                           float(c.evaluation.mcmc_step_size))
       self.mcmc = lambda p: mcmc(p, key)
