@@ -303,6 +303,12 @@ class _Both:
       lock.release()
 
 
+def dry_run_plan(argv: Sequence[str], default_config: str) -> dict:
+  """The plan of ``argv`` with ``--dry-run``: every check a run makes before it starts
+  (config, members, folders), nothing compiled or written. Raises ConfigError."""
+  return _prepare([*argv, "--dry-run"], default_config)
+
+
 class Terminated(KeyboardInterrupt):
   """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
 

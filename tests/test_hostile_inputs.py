@@ -1,0 +1,145 @@
+"""Hostile inputs (issue 30, "nothing lost, nothing written outside the run"): each is refused
+as one paragraph on stderr with exit status 2 before anything compiles, or warned about once,
+and nothing around the run folder changes. Each case runs the real command in a subprocess.
+The sections are numbered as the issue's cases (case 3, the conv players' size limits, is in
+tests/test_limits.py, its command here among the dry-run cases).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ebm_gan.runner import cli
+from ebm_gan.runner import workdir as workdir_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(ROOT, "experiments", "configs")
+DEFAULT = os.path.join(CONFIGS, "default.py")
+TWO_PARTS = ("from experiments.configs.default import get_config, finalize\n"
+             "def sweep(add):\n"
+             "  for label in ('A', 'B'):\n"
+             "    add(label=label, seed={seed})\n")
+# A run of a few steps of a tiny model (for testing only).
+TINY = ["--config.steps=10", "--config.steps_per_dispatch=10", "--config.batch_size=8",
+        "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
+        "--config.penalty.name=none", "--config.eval_samples=50", "--config.picture_every=0",
+        "--config.tensorboard_every=0", "--config.evaluation.mcmc_steps=0",
+        "--config.evaluation.entropy_samples=0", "--config.negative_phase.mala_steps=0",
+        "--config.optimizer.name=gda"]
+
+
+def _run(module, *args, env=None, timeout=240):
+  """``python -m module args`` from the repository root: (exit status, stdout, stderr)."""
+  r = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT,
+                     capture_output=True, text=True, timeout=timeout,
+                     env=None if env is None else {**os.environ, **env})
+  return r.returncode, r.stdout, r.stderr
+
+
+def _tree(root):
+  """Every entry under ``root``: a file's SHA-256, a folder's '/'."""
+  out = {}
+  for folder, dirs, files in os.walk(root):
+    for name in dirs:
+      out[os.path.relpath(os.path.join(folder, name), root)] = "/"
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+def _refused(status, err, *words):
+  assert status == 2, err
+  assert err.startswith("error: ") and err.count("\n") == 1, err  # one paragraph
+  assert "Traceback" not in err, err
+  for w in words:
+    assert w in err, err
+
+
+def _two_parts(tmp_path, seed=0):
+  config = tmp_path / f"two_parts_{seed}.py"
+  config.write_text(TWO_PARTS.format(seed=seed))
+  return str(config)
+
+
+def _users_folder(path):
+  (path / "logs").mkdir(parents=True)
+  (path / "parts.json").write_text('{"mine": 1}\n')
+  (path / "logs" / "part-0.log").write_text("my own log\n")
+  (path / "notes.txt").write_text("notes\n")
+
+
+# 1. experiments.parts claims its folder like the launcher claims a run's.
+
+def test_parts_refuse_a_users_folder_and_change_nothing(tmp_path):
+  """It used to overwrite the user's parts.json, append to their logs/part-0.log and run."""
+  user, config = tmp_path / "user", _two_parts(tmp_path)
+  _users_folder(user)
+  before = _tree(tmp_path)
+  status, _, err = _run("experiments.parts", "--config", config, "--by", "label",
+                        "--workdir", user, "--", *TINY)
+  _refused(status, err, f"--workdir='{user}'", "not empty", "logs/, notes.txt, parts.json")
+  assert _tree(tmp_path) == before
+
+
+def test_parts_refuse_a_folder_that_cannot_be_made(tmp_path):
+  """It used to end in a NotADirectoryError traceback."""
+  status, _, err = _run("experiments.parts", "--config", _two_parts(tmp_path), "--by", "label",
+                        "--workdir", "/dev/null/x")
+  _refused(status, err, "--workdir='/dev/null/x'", "not a writable folder", "/dev/null")
+
+
+def test_parts_refuse_another_commands_folder(tmp_path):
+  from experiments import parts  # pylint: disable=g-import-not-at-top
+  other, run = tmp_path / "other", tmp_path / "run"
+  config = _two_parts(tmp_path, seed=1)
+  workdir_lib.claim(str(other), parts.identity(config, "label", ["A", "B"])).release()
+  workdir_lib.claim(str(run), workdir_lib.run_identity("ebm_gan", cli.resolve_config(
+      DEFAULT, []))).release()
+  config = _two_parts(tmp_path)
+  before = _tree(tmp_path)
+  for folder, words in ((other, "holds another run"), (run, "not a parts folder")):
+    status, _, err = _run("experiments.parts", "--config", config, "--by", "label",
+                          "--workdir", folder, "--dry-run")
+    _refused(status, err, f"--workdir='{folder}'", words)
+  assert _tree(tmp_path) == before
+
+
+def test_parts_take_their_own_folder_again(tmp_path, capsys):
+  """Their own folder (marked), and one written before markers (its parts.json names these
+  parts), pass the dry run."""
+  from experiments import parts  # pylint: disable=g-import-not-at-top
+  config = _two_parts(tmp_path)
+  own, legacy = tmp_path / "own", tmp_path / "legacy"
+  workdir_lib.claim(str(own), parts.identity(config, "label", ["A", "B"])).release()
+  (legacy / "logs").mkdir(parents=True)
+  (legacy / "parts.json").write_text(json.dumps({"part-0": {"label": "A"},
+                                                 "part-1": {"label": "B"}}))
+  for folder in (own, legacy):
+    assert parts.main(["--config", config, "--by", "label", "--workdir", str(folder),
+                       "--dry-run", "--", *TINY]) == 0
+    assert "2 parts (2 members) are valid" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # two tiny parts run twice: ~40 s
+def test_parts_run_again_resume_in_their_own_folder(tmp_path):
+  work = tmp_path / "bench"
+  config = _two_parts(tmp_path)
+  for _ in range(2):
+    status, out, err = _run("experiments.parts", "--config", config, "--by", "label",
+                            "--workdir", work, "--jobs", "1", "--", *TINY, "--no-progress")
+    assert status == 0, out + err
+  assert workdir_lib.read_marker(str(work))["kind"] == "parts"
+  log = (work / "logs" / "part-0.log").read_text()
+  assert log.count("sweep: 1 members") == 2  # the second run resumed the first's folder
+  other = _two_parts(tmp_path, seed=1)
+  before = _tree(tmp_path)
+  status, _, err = _run("experiments.parts", "--config", other, "--by", "label",
+                        "--workdir", work, "--", *TINY)
+  _refused(status, err, "holds another run")
+  assert _tree(tmp_path) == before
