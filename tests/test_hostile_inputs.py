@@ -110,6 +110,20 @@ def test_parts_refuse_another_commands_folder(tmp_path):
   assert _tree(tmp_path) == before
 
 
+def test_parts_dry_run_checks_each_parts_folder(tmp_path, capsys):
+  """A part's folder holding another run is refused before any part starts (the launcher of
+  that part would refuse it)."""
+  from experiments import parts  # pylint: disable=g-import-not-at-top
+  work, config = tmp_path / "bench", _two_parts(tmp_path)
+  workdir_lib.claim(str(work), parts.identity(config, "label", ["A", "B"])).release()
+  _users_folder(work / "part-1")
+  before = _tree(tmp_path)
+  assert parts.main(["--config", config, "--by", "label", "--workdir", str(work),
+                     "--dry-run", "--", *TINY]) == 2
+  _refused(2, capsys.readouterr().err, "part-1 (label=B)", f"--workdir='{work}/part-1'")
+  assert _tree(tmp_path) == before
+
+
 def test_parts_take_their_own_folder_again(tmp_path, capsys):
   """Their own folder (marked), and one written before markers (its parts.json names these
   parts), pass the dry run."""
@@ -143,3 +157,63 @@ def test_parts_run_again_resume_in_their_own_folder(tmp_path):
                         "--workdir", work, "--", *TINY)
   _refused(status, err, "holds another run")
   assert _tree(tmp_path) == before
+
+
+# 2. A dry run that says "valid" means the run starts: the same folder checks.
+
+def _home(tmp_path):
+  home = tmp_path / "home"
+  (home / ".config").mkdir(parents=True)
+  (home / ".bashrc").write_text("# the user's\n")
+  # matplotlib keeps its font cache in the home folder: not the launcher's writing
+  env = {"HOME": str(home), "MPLCONFIGDIR": str(tmp_path.parent / f"{tmp_path.name}-mpl")}
+  return env, ["--workdir", "~"], ["home", "not empty", ".bashrc, .config/"]
+
+
+def _users(tmp_path):
+  _users_folder(tmp_path / "user")
+  return None, ["--workdir", tmp_path / "user"], ["user", "not empty", "notes.txt"]
+
+
+def _another_run(tmp_path):
+  config = cli.resolve_config(DEFAULT, [("seed", "5")])
+  workdir_lib.claim(str(tmp_path / "run"), workdir_lib.run_identity("ebm_gan", config)).release()
+  return None, ["--workdir", tmp_path / "run"], ["holds another run", "seed: 5 -> 0"]
+
+
+def _in_use(tmp_path):
+  lock = workdir_lib.claim(str(tmp_path / "run"), workdir_lib.run_identity(
+      "ebm_gan", cli.resolve_config(DEFAULT, [])))
+  return {"_lock": lock}, ["--workdir", tmp_path / "run"], ["is in use", f"pid {os.getpid()}"]
+
+
+@pytest.mark.parametrize("case", [_home, _users, _another_run, _in_use])
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys, case):
+  env, args, words = case(tmp_path)
+  lock = (env or {}).pop("_lock", None)
+  before = _tree(tmp_path)
+  status, _, dry = _run("experiments.run", *args, "--dry-run", env=env or None)
+  _refused(status, dry, *words)
+  assert _tree(tmp_path) == before
+  if env and "HOME" in env:  # the launcher in this process expands ~ with its own HOME
+    return
+  assert cli.main(list(map(str, args)), DEFAULT) == 2
+  assert capsys.readouterr().err == dry  # the run's refusal, word for word
+  assert _tree(tmp_path) == before
+  if lock is not None:
+    lock.release()
+
+
+@pytest.mark.slow  # a tiny run: ~9 s
+def test_a_dry_run_refuses_a_resume_the_run_refuses(tmp_path, capsys):
+  """A checkpoint whose learning rates decay over steps=10 is not resumed with steps=20."""
+  run = tmp_path / "run"
+  assert cli.main([*TINY, "--workdir", str(run), "--no-progress"], DEFAULT) == 0
+  capsys.readouterr()
+  before = _tree(tmp_path)
+  longer = [a for a in TINY if not a.startswith("--config.steps=")] + ["--config.steps=20"]
+  status, _, dry = _run("experiments.run", *longer, "--workdir", run, "--dry-run")
+  _refused(status, dry, "steps=10", "steps=20", "mid-run")
+  assert _tree(tmp_path) == before
+  assert cli.main([*longer, "--workdir", str(run)], DEFAULT) == 2
+  assert capsys.readouterr().err == dry
