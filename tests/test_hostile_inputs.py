@@ -159,7 +159,7 @@ def test_parts_run_again_resume_in_their_own_folder(tmp_path):
   assert _tree(tmp_path) == before
 
 
-# 2. A dry run that says "valid" means the run starts: the same folder checks.
+# 2. A dry run that says "valid" means the run starts: the same folder checks and size limits.
 
 def _home(tmp_path):
   home = tmp_path / "home"
@@ -181,13 +181,19 @@ def _another_run(tmp_path):
   return None, ["--workdir", tmp_path / "run"], ["holds another run", "seed: 5 -> 0"]
 
 
+def _conv_width(tmp_path):
+  return None, ["--config", os.path.join(CONFIGS, "digits.py"), "--config.model.conv_width=100000",
+                "--workdir", tmp_path / "run"], ["model.conv_width=100000", "parameters",
+                                                 "EBM_GAN_MAX_PARAMETERS"]
+
+
 def _in_use(tmp_path):
   lock = workdir_lib.claim(str(tmp_path / "run"), workdir_lib.run_identity(
       "ebm_gan", cli.resolve_config(DEFAULT, [])))
   return {"_lock": lock}, ["--workdir", tmp_path / "run"], ["is in use", f"pid {os.getpid()}"]
 
 
-@pytest.mark.parametrize("case", [_home, _users, _another_run, _in_use])
+@pytest.mark.parametrize("case", [_home, _users, _another_run, _conv_width, _in_use])
 def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys, case):
   env, args, words = case(tmp_path)
   lock = (env or {}).pop("_lock", None)

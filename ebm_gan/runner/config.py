@@ -197,7 +197,7 @@ def build(config) -> Experiment:
     penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
-  limits.check(config)  # sizes estimated from the (now checked) widths, before anything is traced
+  limits.check(config, shape)  # sizes estimated from the (checked) widths, before any trace
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
     _check_invertible(game.generator)
   o = config.optimizer
