@@ -223,3 +223,19 @@ def test_a_dry_run_refuses_a_resume_the_run_refuses(tmp_path, capsys):
   assert _tree(tmp_path) == before
   assert cli.main([*longer, "--workdir", str(run)], DEFAULT) == 2
   assert capsys.readouterr().err == dry
+
+
+# 4. Tracebacks that are now refusals.
+
+def test_a_damaged_tfds_folder_is_refused_naming_the_file(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  info = tmp_path / "tfds" / "mnist" / "3.0.1" / "dataset_info.json"
+  info.parent.mkdir(parents=True)
+  info.write_text("{broken")
+  before = _tree(tmp_path)
+  status, _, err = _run("experiments.run", "--config", os.path.join(CONFIGS, "mnist.py"),
+                        f"--config.data.dir={tmp_path / 'tfds'}", "--workdir", tmp_path / "run")
+  _refused(status, err, str(info), "cannot be read",
+           f"tfds build mnist --data_dir={tmp_path / 'tfds'}")
+  assert _tree(tmp_path) == before
+
