@@ -239,3 +239,12 @@ def test_a_damaged_tfds_folder_is_refused_naming_the_file(tmp_path):
            f"tfds build mnist --data_dir={tmp_path / 'tfds'}")
   assert _tree(tmp_path) == before
 
+
+def test_an_unusable_classifier_cache_is_refused_before_training(tmp_path):
+  """It used to train, then end in a NotADirectoryError traceback with no summary."""
+  status, _, err = _run("experiments.run", "--config", os.path.join(CONFIGS, "stacked_digits.py"),
+                        "--config.smoke=true", "--config.evaluation.classifier_cache=/dev/null/x",
+                        "--workdir", tmp_path / "run", "--no-progress")
+  _refused(status, err, "evaluation.classifier_cache='/dev/null/x'", "/dev/null is not a folder")
+  assert not (tmp_path / "run").exists()  # refused before the run folder was made
+

@@ -330,14 +330,6 @@ def check_models_fit_data(config, shape) -> None:
   check_positive(config.evaluation.mode_samples, "evaluation.mode_samples", integer=True)
 
 
-def classifier_cache_dir(config) -> str:
-  """``evaluation.classifier_cache`` expanded; '' means ``$XDG_CACHE_HOME/ebm_gan/classifiers``
-  (``~/.cache/ebm_gan/classifiers``), shared by every run."""
-  cache_home = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-  folder = config.evaluation.classifier_cache or os.path.join(cache_home, "ebm_gan", "classifiers")
-  return os.path.abspath(os.path.expanduser(folder))
-
-
 def ignored_keys(config) -> dict:
   """Fields that have no effect in ``config`` → why (the launcher warns if one is overridden)."""
   out = {}
