@@ -11,9 +11,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ebm_gan.runner import cli
+from ebm_gan.runner import record
 from ebm_gan.runner import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -247,4 +249,50 @@ def test_an_unusable_classifier_cache_is_refused_before_training(tmp_path):
                         "--workdir", tmp_path / "run", "--no-progress")
   _refused(status, err, "evaluation.classifier_cache='/dev/null/x'", "/dev/null is not a folder")
   assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+# 5. A negative phase whose MALA never moves.
+
+def test_an_absurd_mala_step_size_is_refused(tmp_path):
+  status, _, err = _run("experiments.run", "--config.negative_phase.step_size=1e30",
+                        "--workdir", tmp_path / "run", "--dry-run")
+  _refused(status, err, "negative_phase.step_size=1e+30", "(0, 10000]")
+
+
+def _recorder(tmp_path, steps=200):
+  config = cli.resolve_config(DEFAULT, [("steps", str(steps)), ("tensorboard_every", "0")])
+  tmp_path.mkdir(exist_ok=True)
+  return record.Recorder(config, str(tmp_path), 0)
+
+
+def _chunk(acceptance, n=20):
+  return {"l1": np.zeros(n), "loss_energy": np.zeros(n),
+          "negative_acceptance": np.full(n, acceptance)}
+
+
+def test_a_stuck_negative_phase_is_warned_about_once(tmp_path, capsys):
+  recorder = _recorder(tmp_path)
+  for done in range(0, 200, 20):
+    recorder.record(done, _chunk(0.004))
+  recorder.close()
+  err = capsys.readouterr().err
+  assert err.count("warning:") == 1, err  # once, not at every logged step
+  assert "accepted 0.4% of its moves over steps 1-60" in err
+  assert "negative_phase.step_size=0.003" in err and "smaller" in err
+  healthy = _recorder(tmp_path / "healthy")
+  for done in range(0, 200, 20):
+    healthy.record(done, _chunk(0.7))
+  healthy.close()
+  assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow  # a smoke run: ~15 s
+def test_a_smoke_run_with_a_stuck_negative_phase_warns(tmp_path):
+  status, out, err = _run("experiments.run", "--config.smoke=true",
+                          "--config.negative_phase.step_size=1e4", "--config.eval_samples=100",
+                          "--config.evaluation.mcmc_steps=0", "--config.picture_every=0",
+                          "--workdir", tmp_path / "run", "--no-progress")
+  assert status == 0, out + err
+  assert err.count("warning: the negative phase's MALA accepted") == 1, err
+  assert "negative_phase.step_size=10000" in err
 

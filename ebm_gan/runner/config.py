@@ -78,13 +78,25 @@ GAMES = Registry("game", {
         height_weight=check_non_negative(c.penalty.height, "penalty.height"),
         negative_steps=check_count(c.negative_phase.mala_steps, "negative_phase.mala_steps",
                                    "the generator's samples"),
-        negative_step_size=check_positive(c.negative_phase.step_size,
-                                          "negative_phase.step_size")),
+        negative_step_size=_check_step_size(c.negative_phase.step_size)),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
 
 DATA_DIM = 2  # the toy datasets are 2-D
+MAX_STEP_SIZE = 1e4  # negative_phase.step_size: a MALA step's noise std √(2ε) is 141 at most
+
+
+def _check_step_size(value) -> float:
+  """``negative_phase.step_size`` if in (0, MAX_STEP_SIZE]: beyond, no MALA move is accepted."""
+  check_positive(value, "negative_phase.step_size")
+  if value > MAX_STEP_SIZE:
+    raise ConfigError(
+        f"negative_phase.step_size={value!r} is not allowed: a MALA step adds noise of standard "
+        f"deviation √(2·step_size) ≈ {math.sqrt(2 * value):.3g} data units, while every dataset "
+        "here lies within a few units (images in [-1, 1]), so (almost) no move would be accepted "
+        f"and the negative phase would do nothing; expected a number in (0, {MAX_STEP_SIZE:g}].")
+  return value
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """What a config of the 'ebm_gan' program resolves to (``devices``: how many it trains on)."""
