@@ -296,3 +296,21 @@ def test_a_smoke_run_with_a_stuck_negative_phase_warns(tmp_path):
   assert err.count("warning: the negative phase's MALA accepted") == 1, err
   assert "negative_phase.step_size=10000" in err
 
+
+# 6. Numbers out of range say so.
+
+def test_a_seed_of_5000_digits_is_out_of_range(tmp_path):
+  status, _, err = _run("experiments.run", "--config.seed=" + "9" * 5000, "--dry-run",
+                        "--workdir", tmp_path / "run")
+  _refused(status, err, "seed=", "5000 digits", "out of range", "[0, 2**63)")
+  assert "wrong type" not in err and len(err) < 200
+
+
+def test_a_config_files_huge_seed_is_out_of_range(tmp_path):
+  """Python refuses to print such a number: it used to be a ValueError traceback."""
+  config = tmp_path / "huge.py"
+  config.write_text("from experiments.configs.default import get_config as base, finalize\n"
+                    "def get_config():\n  c = base()\n  c.seed = 10**5000\n  return c\n")
+  status, _, err = _run("experiments.run", "--config", config, "--dry-run",
+                        "--workdir", tmp_path / "run")
+  _refused(status, err, "seed=100000... (5001 digits) is out of range", "[0, 2**63)")

@@ -198,7 +198,8 @@ def choose_workdir(options: dict, path: str, is_sweep: bool) -> str:
 
 
 def _member_text(member) -> str:
-  return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
+  shown = lambda v: repr(v) if len(repr(v)) <= 60 else f"{repr(v)[:40]}... ({len(repr(v))} chars)"
+  return " ".join(f"{k}={shown(v)}" for k, v in member) or "(no overrides)"
 
 
 def _start_processes(config, options) -> None:
