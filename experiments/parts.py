@@ -9,14 +9,21 @@ WORKDIR/part-i RUN FLAGS``; its console goes to ``WORKDIR/logs/part-i.log`` and
 all). For a host with many cores and one accelerator: the parts compile at the same time and
 share the device (each allocates device memory as it needs it rather than most of it at
 start). Table the parts together with ``python -m experiments.report WORKDIR/part-* --out
-STEM``. Running a part again resumes it, like any run folder. Before any part starts, a
-``--dry-run`` of the whole sweep with the RUN FLAGS checks every member. Exit status: 2 for
-a bad command (before anything starts); 130 (Ctrl-C) or 143 (SIGTERM) when stopped, which
-stops every running part resumably; else the largest of the parts' exit statuses (128 + N
-for a part killed by signal N).
+STEM``. Running the same command again resumes every part, like any run folder.
+
+WORKDIR is claimed like a run folder (:mod:`ebm_gan.runner.workdir`): it must be new, empty,
+or the folder of these same parts (its marker names the parts' key, values and members); a
+user's non-empty folder or another parts command's folder is refused, and it is locked while
+the parts run. Before anything is written, ``--dry-run`` checks WORKDIR and, for every part,
+everything its launcher checks at start (its members, its folder); the real command runs the
+same dry run first, so a dry run that says valid means the parts start. Exit status: 2 for a
+bad command (before anything starts or is written); 130 (Ctrl-C) or 143 (SIGTERM) when
+stopped, which stops every running part resumably; else the largest of the parts' exit
+statuses (128 + N for a part killed by signal N).
 """
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -26,28 +33,79 @@ import time
 
 from ebm_gan.runner import config_file
 from ebm_gan.runner import sweep
+from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
+PROGRAM = "experiments.parts"  # the program its folder's marker names
 
-def part_values(config_path: str, key: str) -> list[str]:
-  """The distinct values of ``key`` over the config file's sweep members, in order."""
+
+def _members(config_path: str):
   members = sweep.from_config(config_file.load_config_module(config_path))
   if members is None:
     raise ConfigError(f"--config={config_path!r} declares no sweep(add); there is nothing to "
                       "split into parts.")
+  return members
+
+
+def part_values(config_path: str, key: str) -> list[str]:
+  """The distinct values of ``key`` over the config file's sweep members, in order."""
+  members = _members(config_path)
   values = list(dict.fromkeys(map(str, sweep.values_of(members, key, f"--by={key!r}"))))
   if any("," in v for v in values):
     raise ConfigError(f"--by={key!r}: a value holds a comma, which --only cannot select.")
   return values
 
 
-def _check_run_flags(args, run_flags: list[str]) -> str | None:
-  """The launcher's error for the whole sweep with ``run_flags`` (a ``--dry-run``: every
-  member is built, nothing compiles or is written), or None when every member is valid."""
-  cmd = [sys.executable, "-m", "experiments.run", "--config", args.config, "--workdir",
-         os.path.join(args.workdir, "part-0"), "--no-progress", *run_flags, "--dry-run"]
-  checked = subprocess.run(cmd, capture_output=True, text=True)
-  return None if checked.returncode == 0 else (checked.stderr.strip() or checked.stdout.strip())
+def identity(config_path: str, key: str, values: list[str]) -> dict:
+  """The marker of a parts folder: each part's ``key=value`` and the sweep members it runs;
+  ``parts`` is what ``parts.json`` holds (a folder written before markers is adopted by it)."""
+  members, listed = _members(config_path), []
+  for i, value in enumerate(values):
+    mine = json.dumps(sweep.select(members, [f"{key}={value}"]), default=repr)
+    listed.append((f"part-{i} ({key}={value})",
+                   {"fingerprint": hashlib.sha256(mine.encode()).hexdigest()[:16]}))
+  marker = workdir_lib.group_identity(PROGRAM, "parts", listed)
+  return {**marker, "parts": _table(key, values)}
+
+
+def _table(key: str, values: list[str]) -> dict:
+  return {f"part-{i}": {key: v} for i, v in enumerate(values)}
+
+
+def _run_argv(args, i: int, value: str, run_flags: list[str]) -> list[str]:
+  """The launcher's arguments for part ``i``."""
+  return ["--config", args.config, "--only", f"{args.by}={value}", "--workdir",
+          os.path.join(args.workdir, f"part-{i}"), "--no-progress", *run_flags]
+
+
+def dry_run(args, values: list[str], run_flags: list[str]) -> str:
+  """Checks every part as its launcher's ``--dry-run`` does (nothing compiles or is written);
+  returns what a run would do. Raises ConfigError naming the part."""
+  from ebm_gan.runner import cli  # pylint: disable=g-import-not-at-top  (only here: it builds)
+  members = 0
+  for i, value in enumerate(values):
+    try:
+      plan = cli.dry_run_plan(_run_argv(args, i, value, run_flags), args.config)
+    except ConfigError as e:
+      raise ConfigError(f"part-{i} ({args.by}={value}): {e}") from None
+    members += len(plan.get("sweep") or [None])
+  return (f"dry run: {len(values)} parts ({members} members) are valid and their objects were "
+          f"built; nothing compiled. The parts would write to {args.workdir}\n")
+
+
+def _checked_in_a_process(args, run_flags: list[str]) -> tuple[int, str]:
+  """:func:`dry_run` in a process of its own (this one never starts a device): its exit
+  status and its error."""
+  cmd = [sys.executable, "-m", "experiments.parts", "--config", args.config, "--by", args.by,
+         "--workdir", args.workdir, "--dry-run", "--", *run_flags]
+  checked = subprocess.run(cmd, capture_output=True, text=True, env=_environment())
+  return checked.returncode, checked.stderr.strip() or checked.stdout.strip()
+
+
+def _environment() -> dict:
+  env = dict(os.environ)
+  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes, one device
+  return env
 
 
 def _stop(running) -> None:
@@ -75,8 +133,7 @@ def _exit_status(returncode: int) -> int:
 
 def _launch(args, values: list[str], run_flags: list[str]) -> int:
   """Starts the parts, at most ``args.jobs`` at once; returns the largest exit status."""
-  env = dict(os.environ)
-  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes, one device
+  env = _environment()
   pending, running = list(enumerate(values)), []
   previous = signal.signal(signal.SIGTERM, _raise_terminated)
   try:
@@ -96,10 +153,8 @@ def _supervise(args, run_flags, env, pending, running) -> int:
   while pending or running:
     while pending and len(running) < args.jobs:
       i, value = pending.pop(0)
-      folder = os.path.join(args.workdir, f"part-{i}")
       log = open(os.path.join(args.workdir, "logs", f"part-{i}.log"), "a")
-      cmd = [sys.executable, "-m", "experiments.run", "--config", args.config,
-             "--only", f"{args.by}={value}", "--workdir", folder, "--no-progress", *run_flags]
+      cmd = [sys.executable, "-m", "experiments.run", *_run_argv(args, i, value, run_flags)]
       print(f"part-{i}: {args.by}={value} (log: {log.name})", flush=True)
       running.append((i, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
                       log))
@@ -113,34 +168,62 @@ def _supervise(args, run_flags, env, pending, running) -> int:
   return worst
 
 
-def main(argv) -> int:
+def _parse(argv):
   parser = argparse.ArgumentParser(prog="python -m experiments.parts", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True, help="a config file with sweep(add)")
   parser.add_argument("--by", required=True, help="the member key whose values make the parts")
   parser.add_argument("--workdir", required=True, help="the folder of the parts")
   parser.add_argument("--jobs", type=int, default=0, help="parts at once (default 0: all)")
+  parser.add_argument("--dry-run", action="store_true",
+                      help="check the folder and every part, write nothing, start nothing")
   args, rest = parser.parse_known_args(argv)
-  run_flags = rest[1:] if rest[:1] == ["--"] else rest
+  args.workdir = workdir_lib.expand(args.workdir)
+  return args, rest[1:] if rest[:1] == ["--"] else rest
+
+
+def _prepare(args):
+  """The parts' values and their folder's marker, the folder checked as a claim would (nothing
+  written); ConfigError for a bad command."""
+  values = part_values(args.config, args.by)
+  if args.jobs < 0:
+    raise ConfigError(f"--jobs={args.jobs} is not allowed; give a count ≥ 1, or 0 for all "
+                      f"{len(values)} parts at once.")
+  args.jobs = args.jobs or len(values)
+  marker = identity(args.config, args.by, values)
+  workdir_lib.check_claim(args.workdir, marker)
+  return values, marker
+
+
+def main(argv) -> int:
+  """Runs the parts (or, with ``--dry-run``, checks them); returns the exit status."""
+  args, run_flags = _parse(argv)
   try:
-    values = part_values(args.config, args.by)
+    values, marker = _prepare(args)
+    if args.dry_run:
+      print(dry_run(args, values, run_flags), end="")
+      return 0
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  if args.jobs < 0:
-    print(f"error: --jobs={args.jobs} is not allowed; give a count ≥ 1, or 0 for all "
-          f"{len(values)} parts at once.", file=sys.stderr)
+  status, error = _checked_in_a_process(args, run_flags)
+  if status:
+    print(error, file=sys.stderr)
+    return status
+  try:
+    lock = workdir_lib.claim(args.workdir, marker)
+  except ConfigError as e:  # e.g. another parts command took the folder in between
+    print(f"error: {e}", file=sys.stderr)
     return 2
-  args.jobs = args.jobs or len(values)
-  error = _check_run_flags(args, run_flags)
-  if error:
-    print(f"{error}\n(checked before starting any part: python -m experiments.run "
-          f"--config {args.config} {' '.join(run_flags)} --dry-run)", file=sys.stderr)
-    return 2
-  os.makedirs(os.path.join(args.workdir, "logs"), exist_ok=True)
-  with open(os.path.join(args.workdir, "parts.json"), "w") as f:
-    json.dump({f"part-{i}": {args.by: v} for i, v in enumerate(values)}, f, indent=1)
-  return _launch(args, values, run_flags)
+  try:
+    os.makedirs(os.path.join(args.workdir, "logs"), exist_ok=True)
+    tmp = os.path.join(args.workdir, "parts.json.tmp")
+    with open(tmp, "w") as f:
+      json.dump(_table(args.by, values), f, indent=1)
+    os.replace(tmp, os.path.join(args.workdir, "parts.json"))
+    return _launch(args, values, run_flags)
+  finally:
+    lock.release()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 from ebm_gan import models
 from ebm_gan.runner import cli
 from ebm_gan.runner import config as config_lib
+from ebm_gan.runner import runner_fields
 from ebm_gan.runner.programs import ebm_gan as program
 from ebm_gan.runner.programs import trainables
 
@@ -44,9 +45,9 @@ def test_image_config_builds_conv_players_of_the_dataset_shape():
 def test_classifier_cache_defaults_to_the_user_cache_not_the_run_folder(monkeypatch, tmp_path):
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
   c = _config("stacked_digits")
-  assert config_lib.classifier_cache_dir(c) == str(tmp_path / "ebm_gan" / "classifiers")
+  assert runner_fields.classifier_cache_dir(c) == str(tmp_path / "ebm_gan" / "classifiers")
   c.evaluation.classifier_cache = "~/elsewhere"
-  assert config_lib.classifier_cache_dir(c) == os.path.expanduser("~/elsewhere")
+  assert runner_fields.classifier_cache_dir(c) == os.path.expanduser("~/elsewhere")
 
 
 def _run(capsys, workdir, *args):

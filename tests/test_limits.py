@@ -76,3 +76,55 @@ def test_toy_games_smoke_caps_an_explicit_num_steps():
   c = cli.resolve_config(TOY, [("smoke", "true"), ("num_steps", "100000")])
   plan = toy_games.build(c)
   assert c.num_steps == toy_games.SMOKE["num_steps"] == 300, plan
+
+
+@pytest.mark.parametrize("shape, width, latent", [((8, 8, 1), 3, 5), ((8, 8, 3), 2, 4),
+                                                  ((28, 28, 1), 2, 3), ((32, 32, 3), 4, 2),
+                                                  ((4, 4, 1), 2, 2)])
+def test_conv_parameter_counts_are_exact(shape, width, latent):
+  """The closed-form counts equal the parameters Flax initialises for the conv players."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ebm_gan import models  # pylint: disable=g-import-not-at-top
+  size = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
+  energy = jax.eval_shape(models.ConvEnergy(width).init, jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct((1, *shape), "float32"))
+  generator = jax.eval_shape(models.ConvGenerator(shape, latent, width).init,
+                             jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, latent), "float32"))
+  assert sum(p for p, _ in limits.conv_energy_layers(shape, width)) == size(energy)
+  assert sum(p for p, _ in limits.conv_generator_layers(shape, latent, width)) == size(generator)
+
+
+DIGITS = os.path.join(ROOT, "experiments", "configs", "digits.py")
+STACKED = os.path.join(ROOT, "experiments", "configs", "stacked_digits.py")
+
+
+@pytest.mark.parametrize("path", [DEFAULT, DIGITS, STACKED])
+def test_the_estimate_is_the_games_parameter_count(path):
+  """MLP players (the default), conv players and MEG's statistics network on images (digits,
+  stacked digits): the estimate is the count of every parameter the built game initialises."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ebm_gan.runner import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = cli.resolve_config(path, [])
+  exp = cli.build(path, config)[1]
+  shape = config_lib.data_shape(exp.dataset)
+  params = jax.eval_shape(exp.game.init, jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct((2, *shape), "float32"))
+  count = sum(x.size for x in jax.tree_util.tree_leaves(params))
+  assert sum(p for _, p, _ in limits._networks(config, shape)) == count  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("overrides, words", [
+    # 8×8 digits, one halving: the energy's 16·w·2w kernel alone is 3.2e11 at w = 10⁵
+    (["model.conv_width=100000"], ["model.conv_width=100000", "parameters"]),
+    (["model.latent_dim=10000000"], ["model.latent_dim=10000000", "parameters"]),
+    # the generator's upsampled map: 8·8·2w floats per sample
+    (["batch_size=10000000"], ["batch_size=10000000", "float32 elements"]),
+])
+def test_oversized_conv_players_are_refused(overrides, words):
+  t = time.perf_counter()
+  with pytest.raises(ConfigError) as info:
+    _build(*overrides, path=DIGITS)
+  assert time.perf_counter() - t < 5
+  for w in words:
+    assert w in str(info.value), str(info.value)
+  _build(path=DIGITS)  # the config as shipped fits

@@ -11,6 +11,8 @@ and that command. Needs ``pip install 'ebm-gan[tfds]'``.
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 
 import numpy as np
@@ -42,8 +44,15 @@ def _tfds():
 
 def _read_split(tfds, name: str, split: str, data_dir: str) -> ImageArrays:
   """One split read once into uint8 images [N, H, W, C] and int32 labels [N]."""
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top  (with tfds)
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except json_format.ParseError as err:  # a damaged dataset_info.json: tfds gives a traceback
+    raise DatasetNotPreparedError(
+        f"dataset {name!r} is damaged in its prepared folder: {_damaged_info(name, data_dir)} "
+        f"cannot be read. Rebuild it where the internet is available with "
+        f"`{prepare_command(name, data_dir)}` (after removing {os.path.join(data_dir, name)}), "
+        f"or point data_dir at an intact copy. tfds said: {_first_line(err)}") from err
   except (NotImplementedError, FileNotFoundError, OSError, AssertionError) as err:
     # tfds reports a missing dataset as "Random access data source for file format
     # TFRECORD is not supported" (a NotImplementedError); say what is missing instead.
@@ -51,11 +60,32 @@ def _read_split(tfds, name: str, split: str, data_dir: str) -> ImageArrays:
         f"dataset {name!r} (split {split!r}) is not prepared in array_record format in "
         f"{os.path.join(data_dir, name)}. Prepare it where the internet is available with "
         f"`{prepare_command(name, data_dir)}` (needs tensorflow and tensorflow-datasets) "
-        f"and point data_dir at that folder. tfds said: {str(err).splitlines()[0]}") from err
+        f"and point data_dir at that folder. tfds said: {_first_line(err)}") from err
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"], np.uint8) for e in examples])
   labels = np.asarray([e["label"] for e in examples], np.int32)
   return ImageArrays(images, labels)
+
+
+def _first_line(err: BaseException) -> str:
+  return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _damaged_info(name: str, data_dir: str) -> str:
+  """The dataset_info.json files of ``name`` under ``data_dir`` that are not JSON (all of
+  them if each is JSON but not a dataset's info), as text."""
+  found = sorted(glob.glob(os.path.join(data_dir, name, "**", "dataset_info.json"),
+                           recursive=True))
+  bad = []
+  for path in found:
+    try:
+      with open(path, encoding="utf-8") as f:
+        json.load(f)
+    except (OSError, ValueError):
+      bad.append(path)
+  shown = bad or found
+  return ("dataset_info.json" if not shown else
+          ", ".join(shown[:3]) + (f" (and {len(shown) - 3} more)" if len(shown) > 3 else ""))
 
 
 def tfds_dataset(name: str, data_dir: str | None = None, train_split: str = "train",

@@ -14,7 +14,9 @@ user error — a broken config file, unknown key, wrong type, unknown name, bad
 value, an option given twice, an unwritable workdir, a workdir of another run
 or in use by a live one (see :mod:`ebm_gan.runner.workdir`), a checkpoint folder
 that cannot be read — is reported as one paragraph on stderr with exit status
-2, before anything compiles (for a sweep: before any member starts).
+2, before anything compiles (for a sweep: before any member starts). ``--dry-run``
+makes the same checks, the folders' included, and writes nothing: a dry run that
+says valid means the run starts.
 
 * ``--workdir DIR``: the run folder (default ``runs/<config-stem>-<timestamp>``,
   ``runs/<config-stem>-sweep-<timestamp>`` for a sweep). Running again with
@@ -195,7 +197,8 @@ def choose_workdir(options: dict, path: str, is_sweep: bool) -> str:
 
 
 def _member_text(member) -> str:
-  return " ".join(f"{k}={v!r}" for k, v in member) or "(no overrides)"
+  shown = lambda v: repr(v) if len(repr(v)) <= 60 else f"{repr(v)[:40]}... ({len(repr(v))} chars)"
+  return " ".join(f"{k}={shown(v)}" for k, v in member) or "(no overrides)"
 
 
 def _start_processes(config, options) -> None:
@@ -229,8 +232,13 @@ def _prepare(argv, default_config):
     _start_processes(config, options)
     prog, built, ignored = build(path, config, overrides)
     workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
-    lock = None if options["dry_run"] or not distributed.is_writer() else workdir_lib.claim(
-        workdir, workdir_lib.run_identity(config.program, built.config))
+    identity, lock = workdir_lib.run_identity(config.program, built.config), None
+    if options["dry_run"]:  # the same checks as the claim and the resume, nothing written
+      workdir_lib.check_claim(workdir, identity)
+      if has_checkpoint(workdir):
+        record.check_resumable(workdir, built.config)
+    elif distributed.is_writer():
+      lock = workdir_lib.claim(workdir, identity)
     _warn(ignored)
     return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
             "options": options, "lock": lock}
@@ -265,44 +273,15 @@ def _prepare(argv, default_config):
   _warn(ignored)
   plan = {"sweep": members, "programs": programs, "built": built, "workdir": workdir,
           "options": options, "lock": None, "identities": identities}
-  if not options["dry_run"]:
-    plan["lock"] = _claim_sweep(workdir, members, identities, share)
+  names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
+  plan["lock"] = shared_sweep.claim_sweep(workdir, names, identities, share, options["dry_run"])
   return plan
 
 
-def _claim_sweep(workdir: str, members, identities, share=None):
-  """Locks and marks the sweep folder, after checking every member folder already there.
-
-  Shared by processes (``share``): process 0 claims it; the others wait for its marker and
-  check it names this sweep; each then holds the lock of its own ``.processes/<id>``.
-  """
-  names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
-  identity = workdir_lib.group_identity(",".join(sorted({i["program"] for i in identities})),
-                                        "sweep", list(zip(names, identities)))
-  if share is not None and share[0] > 0:
-    shared_sweep.await_claim(workdir, identity)
-    return shared_sweep.hold(workdir)
-  lock = workdir_lib.claim(workdir, identity)
-  try:
-    for name, identity in zip(names, identities):
-      workdir_lib.check(os.path.join(workdir, name), identity)
-  except ConfigError:
-    lock.release()
-    raise
-  if share is None:
-    return lock
-  return _Both(lock, shared_sweep.hold(workdir))
-
-
-class _Both:
-  """Two locks released together (process 0's sweep folder and its ``.processes/0``)."""
-
-  def __init__(self, *locks):
-    self.locks = locks
-
-  def release(self) -> None:
-    for lock in self.locks:
-      lock.release()
+def dry_run_plan(argv: Sequence[str], default_config: str) -> dict:
+  """The plan of ``argv`` with ``--dry-run``: every check a run makes before it starts
+  (config, members, folders), nothing compiled or written. Raises ConfigError."""
+  return _prepare([*argv, "--dry-run"], default_config)
 
 
 Terminated = interrupts.Terminated

@@ -78,13 +78,25 @@ GAMES = Registry("game", {
         height_weight=check_non_negative(c.penalty.height, "penalty.height"),
         negative_steps=check_count(c.negative_phase.mala_steps, "negative_phase.mala_steps",
                                    "the generator's samples"),
-        negative_step_size=check_positive(c.negative_phase.step_size,
-                                          "negative_phase.step_size")),
+        negative_step_size=_check_step_size(c.negative_phase.step_size)),
     "gan": lambda c, critic, generator, penalty: game_lib.GANGame(
         critic, generator, GAN_LOSSES.get(c.gan_loss, key="gan_loss"), penalty=penalty),
 })
 
 DATA_DIM = 2  # the toy datasets are 2-D
+MAX_STEP_SIZE = 1e4  # negative_phase.step_size: a MALA step's noise std √(2ε) is 141 at most
+
+
+def _check_step_size(value) -> float:
+  """``negative_phase.step_size`` if in (0, MAX_STEP_SIZE]: beyond, no MALA move is accepted."""
+  check_positive(value, "negative_phase.step_size")
+  if value > MAX_STEP_SIZE:
+    raise ConfigError(
+        f"negative_phase.step_size={value!r} is not allowed: a MALA step adds noise of standard "
+        f"deviation √(2·step_size) ≈ {math.sqrt(2 * value):.3g} data units, while every dataset "
+        "here lies within a few units (images in [-1, 1]), so (almost) no move would be accepted "
+        f"and the negative phase would do nothing; expected a number in (0, {MAX_STEP_SIZE:g}].")
+  return value
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """What a config of the 'ebm_gan' program resolves to (``devices``: how many it trains on)."""
@@ -197,7 +209,7 @@ def build(config) -> Experiment:
     penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
-  limits.check(config)  # sizes estimated from the (now checked) widths, before anything is traced
+  limits.check(config, shape)  # sizes estimated from the (checked) widths, before any trace
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
     _check_invertible(game.generator)
   o = config.optimizer
@@ -328,14 +340,6 @@ def check_models_fit_data(config, shape) -> None:
                       f"with {what}: the MCMC evaluation is wired for the 2-D toys only; set "
                       "evaluation.mcmc_steps=0.")
   check_positive(config.evaluation.mode_samples, "evaluation.mode_samples", integer=True)
-
-
-def classifier_cache_dir(config) -> str:
-  """``evaluation.classifier_cache`` expanded; '' means ``$XDG_CACHE_HOME/ebm_gan/classifiers``
-  (``~/.cache/ebm_gan/classifiers``), shared by every run."""
-  cache_home = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-  folder = config.evaluation.classifier_cache or os.path.join(cache_home, "ebm_gan", "classifiers")
-  return os.path.abspath(os.path.expanduser(folder))
 
 
 def ignored_keys(config) -> dict:

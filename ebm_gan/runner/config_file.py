@@ -82,7 +82,7 @@ def parse_value(text: str, kind: type, key: str):
         return text.lower() in _TRUE
       raise ValueError
     if kind is int:
-      return int(text)
+      return _parse_int(text, key)
     if kind is float:
       return float(text)
     if kind is str:
@@ -97,11 +97,36 @@ def parse_value(text: str, kind: type, key: str):
       return ast.literal_eval(text)
     except (ValueError, SyntaxError):
       return text
+  except ConfigError:
+    raise
   except (ValueError, SyntaxError):
     want = {bool: "true or false", int: "an integer", float: "a number",
             tuple: "a tuple such as (256, 256)", list: "a list such as [1, 2]"}
     raise ConfigError(f"--config.{key}={text!r} has the wrong type; expected "
                       f"{want.get(kind, kind.__name__)}.") from None
+
+
+# What an integer field can hold at most: the seed [0, 2**63) (jax.random.PRNGKey refuses
+# more); any other a 64-bit integer (one with a narrower range, such as steps, says so when
+# it is checked).
+INT_RANGES = {"seed": "[0, 2**63)"}
+_INTEGER = re.compile(r"\s*[+-]?\d[\d_]*\s*")
+
+
+def _out_of_range(key: str, shown: str, flag: str = "") -> ConfigError:
+  return ConfigError(f"{flag}{key}={shown} is out of range; expected an integer in "
+                     f"{INT_RANGES.get(key, '(-2**63, 2**63)')}.")
+
+
+def _parse_int(text: str, key: str) -> int:
+  """``int(text)``; an integer too long for Python to read (over 4300 digits) is out of range."""
+  try:
+    return int(text)
+  except ValueError:
+    if not _INTEGER.fullmatch(text):
+      raise
+  digits = sum(c.isdigit() for c in text)
+  raise _out_of_range(key, f"{text.strip()[:12]}... ({digits} digits)", "--config.") from None
 
 
 def _field(config: ml_collections.ConfigDict, key: str):
@@ -176,16 +201,33 @@ def _check_config_dict(path: str, what: str, config) -> None:
                       f"not an ml_collections.ConfigDict{hint}.")
 
 
-MAX_SEED = 2**63  # jax.random.PRNGKey refuses larger seeds
+def _large_ints(node, prefix=""):
+  """``(key, value)`` of every integer of ``node`` (a ConfigDict) beyond a 64-bit integer."""
+  for k, v in node.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      yield from _large_ints(v, f"{prefix}{k}.")
+    elif isinstance(v, int) and not isinstance(v, bool) and not -2**63 < v < 2**63:
+      yield prefix + k, v
+
+
+def _shown(value: int) -> str:
+  """``value`` as text; for one of more than 30 digits, its first digits and its size (Python
+  refuses to print one of more than 4300)."""
+  if abs(value) < 10**30:
+    return str(value)
+  digits = int(abs(value).bit_length() * math.log10(2))  # the count, or one less
+  digits += abs(value) >= 10**digits
+  head = str(abs(value) // 10**(digits - 6))
+  return f"{'-' if value < 0 else ''}{head}... ({digits} digits)"
 
 
 def check_numbers(config) -> None:
-  """ConfigError for a NaN or infinite number anywhere in ``config``, or a seed out of range."""
+  """ConfigError for a NaN or infinite number anywhere in ``config``, or an integer (the seed
+  among them) out of range."""
+  for key, value in _large_ints(config):
+    raise _out_of_range(key, _shown(value))
   for key, value in record.flatten_config(config).items():
     values = value if isinstance(value, tuple) else (value,)
     for v in values:
       if isinstance(v, float) and not math.isfinite(v):
         raise ConfigError(f"{key}={value!r} is not allowed; expected finite numbers.")
-  seed = config.get("seed")
-  if isinstance(seed, int) and not isinstance(seed, bool) and seed >= MAX_SEED:
-    raise ConfigError(f"seed={seed} is not allowed; expected an integer in [0, 2**63).")

@@ -31,6 +31,7 @@ from ebm_gan import metrics
 from ebm_gan import modes
 from ebm_gan.runner import classifiers
 from ebm_gan.runner import config as config_lib
+from ebm_gan.runner import runner_fields
 
 MODES_STREAM = 2**31 - 3  # the mode-counting samples' key: PRNGKey(seed) folded with this
 MODE_BATCH = 1000         # generator samples per jitted call while counting modes
@@ -64,7 +65,7 @@ class ModeCounter:
     c, ds = exp.config, exp.dataset
     self.base = dataclasses.replace(ds, name=ds.name.removeprefix("stacked_"), stack=1)
     self.num_samples = c.evaluation.mode_samples
-    self.cache_dir = config_lib.classifier_cache_dir(c)
+    self.cache_dir = runner_fields.classifier_cache_dir(c)
     self.sample = sample
     self.key = jax.random.fold_in(jax.random.PRNGKey(c.seed), MODES_STREAM)
     self._classifier = None  # (params, info), trained or restored on first use

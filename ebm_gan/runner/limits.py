@@ -3,15 +3,19 @@
 Three quantities of an 'ebm_gan' config are estimated from its fields alone
 (no model is built, nothing is allocated):
 
-* ``parameters``: the weights and biases of every MLP the config names — the
-  energy ``[2, *model.energy_hidden, 1]``, the generator
-  ``[model.latent_dim, *model.generator_hidden, 2]`` (a flow's couplings use the
-  same widths, per layer), and the entropy estimator's own networks when it is
-  the chosen one. An MLP of widths ``[w0, ..., wL]`` has ``sum (w_i + 1) w_{i+1}``
-  parameters. Training keeps about four float32 copies (parameters, gradients,
-  two optimiser moments), so 10⁸ parameters are about 1.5 GiB.
-* ``activations``: ``batch_size x`` the widest layer, the largest single
-  float32 array of one step's forward pass (2²⁸ elements are 1 GiB).
+* ``parameters``: the weights and biases of every network the config names — the
+  energy ``[d, *model.energy_hidden, 1]``, the generator
+  ``[model.latent_dim, *model.generator_hidden, d]`` (a flow's couplings use the
+  same widths, per layer), or the conv players of ``model.conv_width`` on the
+  dataset's image shape (exactly as :mod:`ebm_gan.models.conv` builds them,
+  :func:`conv_energy_layers`, :func:`conv_generator_layers`), and the entropy
+  estimator's own networks when it is the chosen one (d: the data's dimension, 2
+  for the toys, H·W·C for images). An MLP of widths ``[w0, ..., wL]`` has
+  ``sum (w_i + 1) w_{i+1}`` parameters. Training keeps about four float32 copies
+  (parameters, gradients, two optimiser moments), so 10⁸ parameters are about 1.5 GiB.
+* ``activations``: ``batch_size x`` the largest layer output of one sample (an MLP's
+  widest layer; a conv layer's H·W·channels), the largest single float32 array of
+  one step's forward pass (2²⁸ elements are 1 GiB).
 * ``critic_steps``: the alternating scheme writes out every critic step of a
   round in the traced program, so the trace (and compile) time grows with it.
 
@@ -23,11 +27,11 @@ estimate, the bound and that variable.
 
 from __future__ import annotations
 
+import math
 import os
 
+from ebm_gan.models.conv import halvings
 from ebm_gan.runner.registry import ConfigError
-
-DATA_DIM = 2  # every dataset of the 'ebm_gan' program is a 2-D toy distribution
 
 # name -> (default bound, environment variable that overrides it, what it counts)
 LIMITS = {
@@ -59,24 +63,70 @@ def mlp_parameters(widths) -> int:
   return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
 
+def conv_energy_layers(shape, width: int) -> list[tuple[int, int]]:
+  """``(parameters, output elements per sample)`` of each layer of a ``ConvEnergy(width)`` on
+  images of ``shape`` (H, W, C): conv3×3 to ``width``, n stride-2 conv4×4 doubling the
+  channels, a dense read-out."""
+  side, _, channels = shape
+  layers, c = [(9 * channels * width + width, side * side * width)], width
+  for _ in range(halvings(side)):
+    side //= 2
+    layers.append((16 * c * 2 * c + 2 * c, side * side * 2 * c))
+    c *= 2
+  return layers + [(side * side * c + 1, 1)]
+
+
+def conv_generator_layers(shape, latent_dim: int, width: int) -> list[tuple[int, int]]:
+  """``(parameters, largest array per sample)`` of each layer of a ``ConvGenerator`` on
+  images of ``shape``: a dense layer to (H/2ⁿ)² · width·2ⁿ, n (upsample ×2, conv3×3 halving
+  the channels) — the upsampled map counted — and a conv3×3 to C."""
+  side, _, channels = shape
+  n = halvings(side)
+  start, c = side // 2 ** n, width * 2 ** n
+  layers = [((latent_dim + 1) * start * start * c, start * start * c)]
+  for _ in range(n):
+    start *= 2
+    layers.append((9 * c * (c // 2) + c // 2, start * start * c))
+    c //= 2
+  return layers + [(9 * c * channels + channels, side * side * channels)]
+
+
 def _widths(value) -> tuple:
   return (value,) if isinstance(value, int) else tuple(value)
 
 
-def _networks(config) -> dict[str, list[int]]:
-  """Key -> layer widths of every MLP that a config trains (estimates for flows and estimators)."""
-  m = config.model
-  nets = {"model.energy_hidden": [DATA_DIM, *_widths(m.energy_hidden), 1]}
-  gen = [m.latent_dim, *_widths(m.generator_hidden), DATA_DIM]
-  if m.generator == "flow":  # each coupling maps half the coordinates to a scale and a shift
-    gen = gen * max(int(m.flow_layers), 1)
-  nets["model.generator_hidden"] = gen
+def _mlp(key: str, widths) -> tuple[str, int, int]:
+  return key, mlp_parameters(widths), max(widths)
+
+
+def _conv(key: str, layers) -> tuple[str, int, int]:
+  return key, sum(p for p, _ in layers), max(a for _, a in layers)
+
+
+def _networks(config, shape) -> list[tuple[str, int, int]]:
+  """``(key, parameters, largest layer output per sample)`` of every network a config trains
+  (estimates for flows and estimators), for data of ``shape``."""
+  m, dim = config.model, math.prod(shape)
+  if m.energy == "conv":
+    nets = [_conv("model.conv_width", conv_energy_layers(shape, m.conv_width))]
+  else:
+    nets = [_mlp("model.energy_hidden", [dim, *_widths(m.energy_hidden), 1])]
+  if m.generator == "conv":
+    layers = conv_generator_layers(shape, m.latent_dim, m.conv_width)
+    dense = layers[0][0] > sum(p for p, _ in layers) / 2  # then the latent size dominates
+    nets.append(_conv("model.latent_dim" if dense else "model.conv_width", layers))
+  else:
+    gen = [m.latent_dim, *_widths(m.generator_hidden), dim]
+    if m.generator == "flow":  # each coupling maps half the coordinates to a scale and a shift
+      gen = gen * max(int(m.flow_layers), 1)
+    nets.append(_mlp("model.generator_hidden", gen))
   name = config.entropy.name
   if name == "noisy":
-    nets["entropy.noisy.proposal_hidden"] = [DATA_DIM, *_widths(
-        config.entropy.noisy.proposal_hidden), m.latent_dim]
+    nets.append(_mlp("entropy.noisy.proposal_hidden",
+                     [dim, *_widths(config.entropy.noisy.proposal_hidden), m.latent_dim]))
   elif name == "mi":
-    nets["entropy.mi.hidden"] = [DATA_DIM + m.latent_dim, *_widths(config.entropy.mi.hidden), 1]
+    nets.append(_mlp("entropy.mi.hidden",
+                     [dim + m.latent_dim, *_widths(config.entropy.mi.hidden), 1]))
   return nets
 
 
@@ -88,20 +138,21 @@ def _refuse(name: str, key: str, value, estimate: int) -> ConfigError:
       f"with room for it, raise the limit with the environment variable {var}.")
 
 
-def check(config) -> None:
+def check(config, shape=(2,)) -> None:
   """Refuses an 'ebm_gan' config whose estimated size is beyond a bound (see the module docstring).
 
-  Call it after the widths were checked to be positive integers.
+  Call it after the widths were checked to be positive integers; ``shape`` is one sample's
+  ((2,) for the toys, (H, W, C) for images).
 
   Raises:
     ConfigError: naming the largest network's key (or ``batch_size``, ``critic_steps``).
   """
-  nets = _networks(config)
-  sizes = {key: mlp_parameters(w) for key, w in nets.items()}
-  if sum(sizes.values()) > bound("parameters"):
-    key = max(sizes, key=sizes.get)
-    raise _refuse("parameters", key, _value(config, key), sum(sizes.values()))
-  widest = max(max(w) for w in nets.values())
+  nets = _networks(config, tuple(shape))
+  total = sum(p for _, p, _ in nets)
+  if total > bound("parameters"):
+    key = max(nets, key=lambda net: net[1])[0]
+    raise _refuse("parameters", key, _value(config, key), total)
+  widest = max(a for _, _, a in nets)
   if config.batch_size * widest > bound("activations"):
     raise _refuse("activations", "batch_size", config.batch_size, config.batch_size * widest)
   if config.critic_steps > bound("critic_steps"):

@@ -2,7 +2,8 @@
 
 * :class:`Recorder` is one member's host-side bookkeeping inside the training
   loop: it writes the metrics rows of each chunk, spots the first diverging
-  step, and draws the periodic pictures through a program-given function.
+  step, and draws the periodic pictures through a program-given function; its
+  :class:`AcceptanceWatch` warns once when the negative phase's MALA stops moving.
 
 * :class:`~ebm_gan.runner.metrics_log.MetricsLog` (imported here) appends one JSON object
   per logged step to ``metrics.jsonl`` and mirrors the scalars to TensorBoard.
@@ -238,6 +239,40 @@ def _is_summary_metric(name: str) -> bool:
                                               "mi_bound")
 
 
+# The negative phase's MALA acceptance below this over a window of steps: its chain is stuck.
+MIN_ACCEPTANCE, ACCEPTANCE_WINDOW = 0.01, 50
+
+
+class AcceptanceWatch:
+  """Warns once on stderr when the negative phase's MALA acceptance (``negative_acceptance``)
+  stays below :data:`MIN_ACCEPTANCE` over a window of :data:`ACCEPTANCE_WINDOW` steps (the
+  whole run if shorter), naming ``negative_phase.step_size``."""
+
+  def __init__(self, config, workdir: str, start: int):
+    self.step_size, self.workdir = config.negative_phase.step_size, workdir
+    self.window = max(1, min(ACCEPTANCE_WINDOW, config.steps - start))
+    self.start, self.total, self.count, self.warned = start, 0.0, 0, False
+
+  def update(self, values) -> None:
+    """Adds the acceptance rates of the next steps (one per step)."""
+    if self.warned:
+      return
+    values = np.asarray(values, np.float64)
+    self.total, self.count = self.total + float(values.sum()), self.count + values.size
+    if self.count < self.window:
+      return
+    rate = self.total / self.count
+    if rate < MIN_ACCEPTANCE:
+      print(f"warning: the negative phase's MALA accepted {rate:.1%} of its moves over steps "
+            f"{self.start + 1}-{self.start + self.count} of {self.workdir}: with "
+            f"negative_phase.step_size={self.step_size:g} its chain does not move, so L1's "
+            "negatives are the generator's samples unchanged. Use a smaller "
+            "negative_phase.step_size (an acceptance of about 0.5-0.9 keeps the chain moving).",
+            file=sys.stderr, flush=True)
+      self.warned = True
+    self.start, self.total, self.count = self.start + self.count, 0.0, 0
+
+
 class Recorder:
   """One run's host-side bookkeeping in the training loop: metrics rows, divergence, pictures.
 
@@ -257,6 +292,7 @@ class Recorder:
       if rows:
         self.last = {k: v for k, v in rows[-1].items() if _is_summary_metric(k)}
     self.log_s = self.picture_s = 0.0
+    self.acceptance = None  # an AcceptanceWatch once the chunks log negative_acceptance
 
   def record(self, done: int, chunk_metrics: dict) -> int | None:
     """Logs a chunk that started at step ``done``; returns the index of a bad step or None."""
@@ -274,6 +310,10 @@ class Recorder:
       row["diverged"] = bad is not None and i == bad
       rows.append(row)
     self.log.write(rows)
+    if "negative_acceptance" in chunk_metrics:
+      if self.acceptance is None:
+        self.acceptance = AcceptanceWatch(self.config, self.workdir, done)
+      self.acceptance.update(chunk_metrics["negative_acceptance"][:n if bad is None else bad])
     if bad is None:
       self.last = {k: float(v[-1]) for k, v in chunk_metrics.items() if _is_summary_metric(k)}
     self.log_s += time.perf_counter() - t

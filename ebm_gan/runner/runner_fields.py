@@ -1,7 +1,10 @@
 """The runner's own fields of an ebm_gan config: counts and intervals, checked before anything
 is built (each refusal a ConfigError naming the key, the value and what is allowed)."""
 
+import os
+
 from ebm_gan import parallel
+from ebm_gan.runner import workdir
 from ebm_gan.runner.registry import ConfigError, check_count, check_positive, reported_as
 
 # Runner fields: positive integers, and integers >= 0 where 0 switches a feature off.
@@ -34,6 +37,29 @@ def check(config, dispatches) -> None:
   if config.evaluation.entropy_samples == 1:
     raise ConfigError("evaluation.entropy_samples=1 is not allowed: the nearest-neighbour "
                       "entropy needs at least 2 samples (0 turns it off).")
+  if config.dataset.startswith("stacked_"):  # where the mode-counting classifier is cached
+    _check_classifier_cache(config)
+
+
+def classifier_cache_dir(config) -> str:
+  """``evaluation.classifier_cache`` expanded; '' means ``$XDG_CACHE_HOME/ebm_gan/classifiers``
+  (``~/.cache/ebm_gan/classifiers``), shared by every run."""
+  cache_home = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+  folder = config.evaluation.classifier_cache or os.path.join(cache_home, "ebm_gan", "classifiers")
+  return os.path.abspath(os.path.expanduser(folder))
+
+
+def _check_classifier_cache(config) -> None:
+  """Refuses, before training, a classifier cache that could not be written after it."""
+  value = config.evaluation.classifier_cache
+  if not isinstance(value, str):
+    raise ConfigError(f"evaluation.classifier_cache={value!r} is not allowed; expected a folder "
+                      "path (a string), or '' for ~/.cache/ebm_gan/classifiers.")
+  reason = workdir.unwritable(classifier_cache_dir(config))
+  if reason is not None:
+    raise ConfigError(f"evaluation.classifier_cache={value!r} is not allowed: the mode-counting "
+                      f"classifier is cached in {classifier_cache_dir(config)}, but {reason}. "
+                      "Pass a folder you can write into ('' for ~/.cache/ebm_gan/classifiers).")
 
 
 def devices(config, layouts) -> int:

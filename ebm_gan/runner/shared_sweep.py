@@ -65,6 +65,50 @@ def hold(workdir: str) -> workdir_lib.Lock:
   return workdir_lib.Lock(folder)
 
 
+def claim_sweep(workdir: str, names: list[str], identities: list[dict], share=None,
+                dry_run: bool = False):
+  """Locks and marks the sweep folder, after checking every member folder already there.
+
+  ``names`` and ``identities`` are the members' folder names and run identities. Shared by
+  processes (``share``): process 0 claims it; the others wait for its marker and check it
+  names this sweep; each then holds the lock of its own ``.processes/<id>``. A dry run
+  checks what the claim checks (the folders, not the peers' locks), writes nothing and
+  returns None.
+  """
+  programs = ",".join(sorted({i["program"] for i in identities}))
+  identity = workdir_lib.group_identity(programs, "sweep", list(zip(names, identities)))
+
+  def check_members():
+    for name, member in zip(names, identities):
+      workdir_lib.check(os.path.join(workdir, name), member)
+
+  if dry_run:
+    workdir_lib.check_claim(workdir, identity, in_use_ok=share is not None)
+    check_members()
+    return None
+  if share is not None and share[0] > 0:
+    await_claim(workdir, identity)
+    return hold(workdir)
+  lock = workdir_lib.claim(workdir, identity)
+  try:
+    check_members()
+  except ConfigError:
+    lock.release()
+    raise
+  return lock if share is None else _Both(lock, hold(workdir))
+
+
+class _Both:
+  """Two locks released together (process 0's sweep folder and its ``.processes/0``)."""
+
+  def __init__(self, *locks):
+    self.locks = locks
+
+  def release(self) -> None:
+    for lock in self.locks:
+      lock.release()
+
+
 def finish(workdir: str, groups: list, names: list[str], rows: list, row_of) -> list:
   """Every member's row once this process's share is done: its own ``rows``, the others read
   from their folders (``row_of(i, summary)``). Writes the sweep table when every member is

@@ -9,7 +9,9 @@ that is new, empty, or marked with the same identity; it refuses, as a
 :class:`ConfigError`, a folder marked with another identity (naming the fields
 that differ) and a non-empty folder without a marker (naming the files found).
 A folder written before markers existed is adopted when its ``config.json``
-has the same fingerprint.
+has the same fingerprint (a parts folder of ``experiments.parts``: its ``parts.json``).
+:func:`check_claim` makes every check of :func:`claim` — the identity, that the folder
+can be created and written, that no live run holds it — and writes nothing (a dry run).
 
 While a run lives, it holds an exclusive OS lock (``fcntl.flock``) on
 :data:`LOCK` inside the folder; the lock file names the holder (pid, host,
@@ -96,7 +98,7 @@ def write_marker(path: str, identity: dict) -> None:
 def _describe_difference(old: dict, new: dict) -> str:
   if old.get("program") != new["program"] or old.get("kind") != new["kind"]:
     return (f"it is a {old.get('kind', '?')} folder of the program {old.get('program')!r}, "
-            f"this is a {new['kind']} of {new['program']!r}")
+            f"not a {new['kind']} folder of {new['program']!r}")
   if "config" in old and "config" in new:
     a, b = old["config"], new["config"]
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
@@ -112,7 +114,10 @@ def _describe_difference(old: dict, new: dict) -> str:
 
 
 def _legacy_matches(path: str, identity: dict) -> bool:
-  """Whether an unmarked folder's config.json (written before markers) has ``identity``."""
+  """Whether an unmarked folder written before markers has ``identity``: a run's config.json
+  its fingerprint, a parts folder's parts.json its ``parts``."""
+  if identity["kind"] == "parts":
+    return record.read_json_object(os.path.join(path, "parts.json")) == identity["parts"]
   if identity["kind"] != "run":
     return False
   try:
@@ -159,12 +164,10 @@ class Lock:
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:  # held by a live process (other errors: the folder cannot lock)
-      holder = self._holder()
+      holder = _holder(self._fd)
       os.close(self._fd)
       self._fd = None
-      raise ConfigError(
-          f"--workdir={path!r} is in use by another run ({holder}); it holds the folder's "
-          "lock for as long as it lives. Wait for it to end, or pass another --workdir.") from None
+      raise _in_use(path, holder) from None
     except OSError:
       os.close(self._fd)
       self._fd = None
@@ -174,15 +177,6 @@ class Lock:
     os.ftruncate(self._fd, 0)
     os.pwrite(self._fd, json.dumps(info).encode(), 0)
 
-  def _holder(self) -> str:
-    try:
-      info = json.loads(os.pread(self._fd, 4096, 0).decode() or "{}")
-    except (OSError, ValueError):
-      info = {}
-    if not info:
-      return "a process that has not yet written its name"
-    return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
-
   def release(self) -> None:
     """Drops the lock (the lock file stays; it names the last holder)."""
     if self._fd is not None:
@@ -191,19 +185,74 @@ class Lock:
       self._fd = None
 
 
-def is_locked(path: str) -> bool:
-  """Whether a live process holds ``path``'s lock (:class:`Lock`); nothing is written."""
+def _holder(fd: int) -> str:
+  """Who holds the lock whose file is open as ``fd`` (pid, host, start), as the file says."""
+  try:
+    info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+  except (OSError, ValueError):
+    info = {}
+  if not info:
+    return "a process that has not yet written its name"
+  return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
+
+
+def _in_use(path: str, holder: str) -> ConfigError:
+  return ConfigError(
+      f"--workdir={path!r} is in use by another run ({holder}); it holds the folder's "
+      "lock for as long as it lives. Wait for it to end, or pass another --workdir.")
+
+
+def lock_holder(path: str) -> str | None:
+  """Who holds ``path``'s lock (:class:`Lock`) if a live process does, else None; writes nothing."""
   try:
     fd = os.open(os.path.join(path, LOCK), os.O_RDONLY)
   except OSError:
-    return False
+    return None
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except BlockingIOError:
-    return True
+    return _holder(fd)
   finally:
     os.close(fd)  # closing drops a lock taken just now
-  return False
+  return None
+
+
+def is_locked(path: str) -> bool:
+  """Whether a live process holds ``path``'s lock (:class:`Lock`); nothing is written."""
+  return lock_holder(path) is not None
+
+
+def unwritable(path: str) -> str | None:
+  """Why folder ``path`` could not be created or written into, or None; nothing is written.
+
+  The nearest existing folder on the way to ``path`` (``path`` itself if it exists) must be
+  a folder this process may write into.
+  """
+  probe = path
+  while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    return f"{probe} is not a folder"
+  if not os.access(probe, os.W_OK | os.X_OK):
+    return f"{probe} is not writable by this user"
+  return None
+
+
+def check_claim(path: str, identity: dict, in_use_ok: bool = False) -> None:
+  """What :func:`claim` checks, with nothing written (a dry run): :func:`check`, that the
+  folder can be created and written, and (unless ``in_use_ok``) that no live process holds it.
+
+  Raises:
+    ConfigError: as :func:`claim` would.
+  """
+  check(path, identity)
+  reason = unwritable(path)
+  if reason is not None:
+    raise ConfigError(f"--workdir={path!r} is not a writable folder: {reason}. Nothing was "
+                      "written; pass a folder you can write into.")
+  holder = None if in_use_ok else lock_holder(path)
+  if holder is not None:
+    raise _in_use(path, holder)
 
 
 def claim(path: str, identity: dict) -> Lock:
@@ -216,7 +265,7 @@ def claim(path: str, identity: dict) -> Lock:
     ConfigError: another run's folder, a foreign non-empty folder, a folder in use,
       or one that cannot be written.
   """
-  check(path, identity)
+  check_claim(path, identity)
   try:
     os.makedirs(path, exist_ok=True)
     lock = Lock(path)
