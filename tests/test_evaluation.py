@@ -12,7 +12,7 @@ from ebm_gan.runner import evaluation
 
 
 def _exp(dataset, energy=True, eval_samples=2500):
-  game = types.SimpleNamespace(energy_fn=None) if energy else types.SimpleNamespace()
+  game = types.SimpleNamespace(has_energy=energy)  # the Game protocol's flag
   config = types.SimpleNamespace(seed=0, eval_samples=eval_samples)
   return types.SimpleNamespace(config=config, dataset=toy.get(dataset), game=game)
 
