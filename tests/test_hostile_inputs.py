@@ -142,17 +142,22 @@ def test_parts_take_their_own_folder_again(tmp_path, capsys):
     assert "2 parts (2 members) are valid" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # two tiny parts run twice: ~40 s
+@pytest.mark.slow  # two tiny parts side by side, then dry runs: ~25 s
 def test_parts_run_again_resume_in_their_own_folder(tmp_path):
+  """After a real run, the same command is accepted in its own folder: its dry run checks the
+  parts folder's claim and each part's run folder, as the rerun's launchers do (a real rerun
+  of finished parts only evaluates them again)."""
   work = tmp_path / "bench"
   config = _two_parts(tmp_path)
-  for _ in range(2):
-    status, out, err = _run("experiments.parts", "--config", config, "--by", "label",
-                            "--workdir", work, "--jobs", "1", "--", *TINY, "--no-progress")
-    assert status == 0, out + err
+  status, out, err = _run("experiments.parts", "--config", config, "--by", "label",
+                          "--workdir", work, "--jobs", "2", "--", *TINY, "--no-progress")
+  assert status == 0, out + err
   assert workdir_lib.read_marker(str(work))["kind"] == "parts"
-  log = (work / "logs" / "part-0.log").read_text()
-  assert log.count("sweep: 1 members") == 2  # the second run resumed the first's folder
+  before = _tree(tmp_path)
+  status, out, err = _run("experiments.parts", "--config", config, "--by", "label",
+                          "--workdir", work, "--dry-run", "--", *TINY, "--no-progress")
+  assert status == 0, out + err
+  assert _tree(tmp_path) == before  # a dry run writes nothing
   other = _two_parts(tmp_path, seed=1)
   before = _tree(tmp_path)
   status, _, err = _run("experiments.parts", "--config", other, "--by", "label",
