@@ -71,6 +71,11 @@ def test_stacked_digits_smoke_run_counts_modes_and_resumes_exactly(tmp_path, cap
   # the classifier is real: 98% on held-out digits after 600 Adam steps (tests/test_classifier)
   assert whole["classifier_accuracy"] >= 0.95 and whole["classifier_trained"]
   assert np.isfinite(whole["mmd2"])
+  # FD-digits of the 500 samples against the 359 held-out stacks, above what as many training
+  # stacks score (docs/theory.md (10.4)–(10.5))
+  assert whole["fd_heldout_samples"] == 359
+  assert np.isfinite(whole["fd_digits"]) and np.isfinite(whole["fd_digits_floor"])
+  assert 0 < whole["fd_digits_floor"] < whole["fd_digits"]
   # Two steps, then resumed to four (the classifier now comes from the cache): the same bits.
   _run(capsys, tmp_path / "split", *common, "--config.steps=2")
   split = _run(capsys, tmp_path / "split", *common)
@@ -78,7 +83,8 @@ def test_stacked_digits_smoke_run_counts_modes_and_resumes_exactly(tmp_path, cap
   with open(tmp_path / "whole" / "metrics.jsonl") as a, \
        open(tmp_path / "split" / "metrics.jsonl") as b:
     assert a.read() == b.read()
-  for key in ("mmd2", "modes_covered", "mode_kl", "classifier_accuracy"):
+  for key in ("mmd2", "modes_covered", "mode_kl", "classifier_accuracy", "fd_digits",
+              "fd_digits_floor"):
     assert split[key] == whole[key], key
 
 
