@@ -154,11 +154,14 @@ class DigitsFD:
     return self._reference
 
   def __call__(self, digit_params, samples: np.ndarray) -> dict:
-    """``fd_digits`` of samples[N, H, W, C] (finite), the floor's keys, and ``fd_s``."""
+    """``fd_digits`` of samples[N, H, W, C] (finite), the floor's keys, and ``fd_s``; without
+    ``fd_digits`` when the samples' features overflow (pixels near float32's largest)."""
     moments, info = self.reference(digit_params)
     start = time.perf_counter()
-    fd = frechet.frechet_distance(
-        *frechet.gaussian_moments(self._features(digit_params, samples)), *moments)
+    features = self._features(digit_params, samples)
+    if not np.all(np.isfinite(features)):
+      return dict(info)
+    fd = frechet.frechet_distance(*frechet.gaussian_moments(features), *moments)
     return {"fd_digits": fd, **info, "fd_s": round(time.perf_counter() - start, 3)}
 
 
