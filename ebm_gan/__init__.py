@@ -14,6 +14,7 @@ from ebm_gan import classifier
 from ebm_gan import data
 from ebm_gan import entropy
 from ebm_gan import errors
+from ebm_gan import frechet
 from ebm_gan import game
 from ebm_gan import games
 from ebm_gan import metrics

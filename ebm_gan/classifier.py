@@ -20,21 +20,25 @@ import optax
 
 from ebm_gan.errors import InvalidArgumentError, check_positive
 
+FEATURES = 128  # width of the penultimate layer: what :func:`features` returns per image
+
 
 class DigitClassifier(nn.Module):
   """logits[B, classes] of images x[B, H, W, C] in [−1, 1].
 
   conv3×3(32) → ReLU → conv3×3 stride 2 (64) → ReLU → flatten → dense(128) → ReLU →
-  dense(classes) (the layer named ``logits``).
+  dense(classes) (the layer named ``logits``). With ``features=True`` the call stops before
+  the last layer and returns the 128 penultimate activations (:func:`features`); the
+  parameters are the same either way.
   """
   num_classes: int = 10
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, features: bool = False):
     h = nn.relu(nn.Conv(32, (3, 3))(x))
     h = nn.relu(nn.Conv(64, (3, 3), strides=(2, 2))(h))
-    h = nn.relu(nn.Dense(128)(h.reshape(h.shape[0], -1)))
-    return nn.Dense(self.num_classes, name="logits")(h)
+    h = nn.relu(nn.Dense(FEATURES)(h.reshape(h.shape[0], -1)))
+    return h if features else nn.Dense(self.num_classes, name="logits")(h)
 
 
 def _module(params) -> DigitClassifier:
@@ -100,12 +104,27 @@ def _argmax_logits(params, images):
   return jnp.argmax(_module(params).apply(params, images), axis=-1).astype(jnp.int32)
 
 
+@jax.jit
+def _penultimate(params, images):
+  return _module(params).apply(params, images, features=True)
+
+
+def _batched(fn, params, images, batch_size: int, empty: np.ndarray) -> np.ndarray:
+  images = np.asarray(images, np.float32)
+  out = [np.asarray(fn(params, images[i:i + batch_size]))
+         for i in range(0, images.shape[0], batch_size)]
+  return np.concatenate(out) if out else empty
+
+
 def predict(params, images, batch_size: int = 2048) -> np.ndarray:
   """argmax_c f(x)_c: int32 labels[N] of images[N, H, W, C], in batches of ``batch_size``."""
-  images = np.asarray(images, np.float32)
-  out = [np.asarray(_argmax_logits(params, images[i:i + batch_size]))
-         for i in range(0, images.shape[0], batch_size)]
-  return np.concatenate(out) if out else np.zeros((0,), np.int32)
+  return _batched(_argmax_logits, params, images, batch_size, np.zeros((0,), np.int32))
+
+
+def features(params, images, batch_size: int = 2048) -> np.ndarray:
+  """float32 features[N, 128] of images[N, H, W, C]: the penultimate ReLU(dense(128))
+  activations, in batches of ``batch_size``; what FD-digits compares (docs/theory.md (10.4))."""
+  return _batched(_penultimate, params, images, batch_size, np.zeros((0, FEATURES), np.float32))
 
 
 def accuracy(params, images, labels) -> float:

@@ -9,7 +9,8 @@ modes (docs/theory.md (10.2)–(10.3)).
 
 The functions take labels or a ``classify(images[N, H, W, 1]) -> labels[N]`` callable (e.g.
 ``functools.partial(ebm_gan.classifier.predict, params)``), so the protocol is independent
-of the classifier.
+of the classifier. :func:`channel_features` likewise gives each stacked sample the
+classifier's features of its three digits, for FD-digits (:mod:`ebm_gan.frechet`).
 """
 
 from __future__ import annotations
@@ -34,14 +35,27 @@ def stacked_labels(digits) -> np.ndarray:
   return (digits.astype(np.int64) * weights).sum(axis=1)
 
 
-def classify_channels(classify: Callable, samples) -> np.ndarray:
-  """digits[N, C]: ``classify`` applied to each channel of samples[N, H, W, C] as [N, H, W, 1]."""
+def _per_channel(fn: Callable, samples) -> list[np.ndarray]:
+  """[fn(samples[..., c:c+1]) for each channel c] of samples[N, H, W, C]."""
   samples = np.asarray(samples)
   if samples.ndim != 4:
     raise InvalidArgumentError(f"samples of shape {samples.shape} are not allowed; expected "
                                "images samples[N, H, W, C].")
-  return np.stack([np.asarray(classify(samples[..., c:c + 1]))
-                   for c in range(samples.shape[-1])], axis=1)
+  return [np.asarray(fn(samples[..., c:c + 1])) for c in range(samples.shape[-1])]
+
+
+def classify_channels(classify: Callable, samples) -> np.ndarray:
+  """digits[N, C]: ``classify`` applied to each channel of samples[N, H, W, C] as [N, H, W, 1]."""
+  return np.stack(_per_channel(classify, samples), axis=1)
+
+
+def channel_features(features: Callable, samples) -> np.ndarray:
+  """features[N, C·F]: ``features(images[N, H, W, 1]) -> [N, F]`` of each channel of
+  samples[N, H, W, C] as a single digit image, the C channels' features side by side
+  (channel 0 first): [N, 384] for stacked digits and the classifier's 128 features
+  (``functools.partial(ebm_gan.classifier.features, params)``), which FD-digits compares
+  (docs/theory.md (10.4))."""
+  return np.concatenate(_per_channel(features, samples), axis=1)
 
 
 def mode_histogram_metrics(labels, num_modes: int = 1000, min_count: int = 1) -> dict:

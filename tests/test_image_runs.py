@@ -12,9 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from ebm_gan import models
+from ebm_gan import classifier, models
 from ebm_gan.runner import cli
 from ebm_gan.runner import config as config_lib
+from ebm_gan.runner import image_evaluation
 from ebm_gan.runner import runner_fields
 from ebm_gan.runner.programs import ebm_gan as program
 from ebm_gan.runner.programs import trainables
@@ -71,6 +72,11 @@ def test_stacked_digits_smoke_run_counts_modes_and_resumes_exactly(tmp_path, cap
   # the classifier is real: 98% on held-out digits after 600 Adam steps (tests/test_classifier)
   assert whole["classifier_accuracy"] >= 0.95 and whole["classifier_trained"]
   assert np.isfinite(whole["mmd2"])
+  # FD-digits of the 500 samples against the 359 held-out stacks, above what as many training
+  # stacks score (docs/theory.md (10.4)–(10.5))
+  assert whole["fd_heldout_samples"] == 359
+  assert np.isfinite(whole["fd_digits"]) and np.isfinite(whole["fd_digits_floor"])
+  assert 0 < whole["fd_digits_floor"] < whole["fd_digits"]
   # Two steps, then resumed to four (the classifier now comes from the cache): the same bits.
   _run(capsys, tmp_path / "split", *common, "--config.steps=2")
   split = _run(capsys, tmp_path / "split", *common)
@@ -78,8 +84,23 @@ def test_stacked_digits_smoke_run_counts_modes_and_resumes_exactly(tmp_path, cap
   with open(tmp_path / "whole" / "metrics.jsonl") as a, \
        open(tmp_path / "split" / "metrics.jsonl") as b:
     assert a.read() == b.read()
-  for key in ("mmd2", "modes_covered", "mode_kl", "classifier_accuracy"):
+  for key in ("mmd2", "modes_covered", "mode_kl", "classifier_accuracy", "fd_digits",
+              "fd_digits_floor"):
     assert split[key] == whole[key], key
+
+
+def test_fd_digits_of_noise_and_of_overflowing_samples():
+  """The runner's FD-digits (docs/theory.md (10.4)) with an untrained classifier: uniform noise
+  scores above the floor of as many training stacks; samples so large that the classifier's
+  features overflow (finite pixels of 3e38, near float32's largest) leave fd_digits out instead of failing."""
+  exp = config_lib.build(_config("stacked_digits"))
+  fd = image_evaluation.DigitsFD(exp, 200)
+  params = classifier.DigitClassifier(10).init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 1)))
+  noise = np.random.default_rng(0).uniform(-1, 1, (200, 8, 8, 3)).astype(np.float32)
+  found = fd(params, noise)
+  assert found["fd_heldout_samples"] == 359 and 0 < found["fd_digits_floor"] < found["fd_digits"]
+  huge = fd(params, np.full((200, 8, 8, 3), 3e38, np.float32))
+  assert "fd_digits" not in huge and huge["fd_digits_floor"] == found["fd_digits_floor"]
 
 
 @pytest.mark.slow  # ~30 s loaded: compiles a 28×28 conv step

@@ -11,6 +11,17 @@
   classifier_accuracy       that classifier's accuracy on the held-out part (20%) of the base
                             dataset's training split it was trained on, and
   classifier_test_accuracy  on the base dataset's own held-out (test) split
+  fd_digits                 stacked datasets only: FD-digits, the Fréchet distance (docs/theory.md
+                            (10.4)) between Gaussians fitted to that classifier's features (128
+                            per channel, 384 per sample) of the same mode_samples generator
+                            samples and of the HELD-OUT stacked images (all of them:
+                            fd_heldout_samples, 359 for stacked_digits, 10 000 for
+                            stacked_mnist)
+  fd_digits_floor           the same for mode_samples TRAINING stacks drawn as the run's batches
+                            are, against the same held-out images: what a generator equal to
+                            the data would score at this sample size (FD's finite-n bias)
+  fd_s, fd_floor_s          seconds for fd_digits (features and FD), and for the held-out
+                            features and the floor (once per run)
 
 The classifier is trained once per base dataset and cached with orbax under
 ``evaluation.classifier_cache`` (:mod:`ebm_gan.runner.classifiers`), not in the run folder,
@@ -27,6 +38,7 @@ import jax
 import numpy as np
 
 from ebm_gan import classifier
+from ebm_gan import frechet
 from ebm_gan import metrics
 from ebm_gan import modes
 from ebm_gan.runner import classifiers
@@ -34,6 +46,7 @@ from ebm_gan.runner import config as config_lib
 from ebm_gan.runner import runner_fields
 
 MODES_STREAM = 2**31 - 3  # the mode-counting samples' key: PRNGKey(seed) folded with this
+FLOOR_STREAM = 2**31 - 4  # the FD-digits floor's training stacks: the same, folded with this
 MODE_BATCH = 1000         # generator samples per jitted call while counting modes
 
 
@@ -68,6 +81,7 @@ class ModeCounter:
     self.cache_dir = runner_fields.classifier_cache_dir(c)
     self.sample = sample
     self.key = jax.random.fold_in(jax.random.PRNGKey(c.seed), MODES_STREAM)
+    self.fd = DigitsFD(exp, self.num_samples)
     self._classifier = None  # (params, info), trained or restored on first use
 
   def classifier(self) -> tuple[dict, dict]:
@@ -86,17 +100,69 @@ class ModeCounter:
 
   def __call__(self, params) -> dict:
     """modes_covered, num_modes, mode_kl, num_samples of ``mode_samples`` generator samples,
-    the classifier's accuracies, and ``modes_s`` (sampling and classifying)."""
+    the classifier's accuracies, ``modes_s`` (sampling and classifying), and the same
+    samples' FD-digits and its floor (:class:`DigitsFD`)."""
     digit_params, info = self.classifier()
     start = time.perf_counter()
-    batches = -(-self.num_samples // MODE_BATCH)
-    x = np.concatenate([np.asarray(self.sample(params, jax.random.fold_in(self.key, i)))
-                        for i in range(batches)])[:self.num_samples]
+    x = draw(functools.partial(self.sample, params), self.key, self.num_samples)
     if not np.all(np.isfinite(x)):
       return dict(info)
     found = modes.stacked_mode_metrics(functools.partial(classifier.predict, digit_params), x)
     found["mode_samples"] = found.pop("num_samples")
-    return {**found, **info, "modes_s": round(time.perf_counter() - start, 3)}
+    found["modes_s"] = round(time.perf_counter() - start, 3)
+    return {**found, **info, **self.fd(digit_params, x)}
+
+
+def draw(sample, key: jax.Array, n: int) -> np.ndarray:
+  """n samples from ``sample(key) -> x[MODE_BATCH, ...]``, batch i drawn with fold_in(key, i)."""
+  batches = -(-n // MODE_BATCH)
+  return np.concatenate([np.asarray(sample(jax.random.fold_in(key, i)))
+                         for i in range(batches)])[:n]
+
+
+class DigitsFD:
+  """FD-digits of generator samples against the held-out stacked images, and its floor.
+
+  The held-out images' feature moments and the floor (the FD of ``num_samples`` training
+  stacks, drawn as the run's batches are, against them) depend only on the classifier and
+  the data: they are computed on first use and kept (docs/theory.md (10.4)).
+  """
+
+  def __init__(self, exp, num_samples: int):
+    self.dataset = exp.dataset
+    self.num_samples = num_samples
+    self.key = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed), FLOOR_STREAM)
+    self._reference = None  # (held-out moments, info)
+
+  def _features(self, digit_params, images) -> np.ndarray:
+    return modes.channel_features(functools.partial(classifier.features, digit_params), images)
+
+  def reference(self, digit_params) -> tuple[tuple, dict]:
+    """The held-out features' (mean, cov), and fd_digits_floor, fd_heldout_samples, fd_floor_s."""
+    if self._reference is None:
+      start = time.perf_counter()
+      heldout = self._features(digit_params, self.dataset.held_out()[0])
+      moments = frechet.gaussian_moments(heldout)
+      sample = jax.jit(lambda key, arrays: self.dataset.sampler(arrays)(key, MODE_BATCH))
+      arrays = self.dataset.arrays()
+      train = draw(lambda key: sample(key, arrays), self.key, self.num_samples)
+      floor = frechet.frechet_distance(
+          *frechet.gaussian_moments(self._features(digit_params, train)), *moments)
+      self._reference = moments, {
+          "fd_digits_floor": floor, "fd_heldout_samples": int(heldout.shape[0]),
+          "fd_floor_s": round(time.perf_counter() - start, 3)}
+    return self._reference
+
+  def __call__(self, digit_params, samples: np.ndarray) -> dict:
+    """``fd_digits`` of samples[N, H, W, C] (finite), the floor's keys, and ``fd_s``; without
+    ``fd_digits`` when the samples' features overflow (pixels near float32's largest)."""
+    moments, info = self.reference(digit_params)
+    start = time.perf_counter()
+    features = self._features(digit_params, samples)
+    if not np.all(np.isfinite(features)):
+      return dict(info)
+    fd = frechet.frechet_distance(*frechet.gaussian_moments(features), *moments)
+    return {"fd_digits": fd, **info, "fd_s": round(time.perf_counter() - start, 3)}
 
 
 def is_stacked(dataset) -> bool:
