@@ -135,6 +135,22 @@ def test_a_one_method_report_is_wide_enough_and_keeps_its_labels_apart(tmp_path)
   plt.close(fig)
 
 
+def test_an_image_report_tiles_the_samples_instead_of_plotting_two_pixels(tmp_path):
+  """Image members' samples.npz hold x[N, H, W, C]: their panel shows 64 of them tiled (it
+  scattered the first two pixel values as if they were x₁, x₂), with no data/samples legend."""
+  file = str(tmp_path / "samples.npz")
+  images = np.random.default_rng(0).uniform(-1, 1, (100, 8, 8, 3))
+  np.savez_compressed(file, samples=images, data=images[:10], scale=1.0)
+  fig = pictures.sample_panels_figure(["GAN"], ["stacked_digits"], {("GAN", "stacked_digits"): file})
+  fig.canvas.draw()
+  ax = fig.axes[0]
+  (shown,) = ax.get_images()
+  assert shown.get_array().shape == (8 * 9 + 1, 8 * 9 + 1, 3)  # 8 × 8 tiles and their lines
+  assert not ax.collections and not _legends(fig)
+  assert ax.get_xlabel() == "64 generator samples"
+  plt.close(fig)
+
+
 def _game_runs(steps=200):
   """A synthetic toy game with two methods, two learning rates, one seed: gda spirals out
   (distance 1.01ᵗ), ogda spirals in (0.9ᵗ); the theory's rates are those."""

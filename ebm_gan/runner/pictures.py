@@ -226,8 +226,9 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
   return path
 
 
-def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
-  """Saves a grid of image samples [N, H, W, C] (values in [-1, 1] or [0, 1]) as one PNG."""
+def _tiled(images, columns: int = 8) -> np.ndarray:
+  """Images [N, H, W, C] (values in [-1, 1] or [0, 1]) tiled into one [rows·(H+1)+1, ...]
+  array with a white line between them, in [0, 1]."""
   images = np.asarray(images, np.float32)
   if images.min() < 0:
     images = (images + 1) / 2
@@ -238,8 +239,20 @@ def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
   for i, img in enumerate(images):
     r, col = divmod(i, columns)
     grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = img
+  return grid
+
+
+def _show_tiles(ax, images, columns: int = 8) -> None:
+  grid = _tiled(images, columns)
+  ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid,
+            cmap="gray" if grid.shape[-1] == 1 else None)
+
+
+def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
+  """Saves a grid of image samples [N, H, W, C] (values in [-1, 1] or [0, 1]) as one PNG."""
+  rows = -(-len(images) // columns)
   fig, ax = plt.subplots(figsize=(columns, rows), dpi=60)
-  ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
+  _show_tiles(ax, images, columns)
   ax.axis("off")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
@@ -296,6 +309,7 @@ def sample_panels_figure(methods, datasets, sample_files: dict):
                            figsize=(max(MIN_PANELS_WIDTH, side * cols + 1.0), side * rows + 0.8))
   labels = label_cells([(i, j) for i, m in enumerate(methods) for j, d in enumerate(datasets)
                         if (m, d) in sample_files], rows, cols)
+  drew_points = False
   for i, method in enumerate(methods):
     for j, dataset in enumerate(datasets):
       ax = axes[i, j]
@@ -303,24 +317,31 @@ def sample_panels_figure(methods, datasets, sample_files: dict):
       if file is None:
         ax.axis("off")
         continue
-      _sample_cell(ax, file)
+      images = _sample_cell(ax, file)
+      drew_points = drew_points or not images
       if (i, j) in labels["title"]:
         ax.set_title(dataset, fontsize=10)
       if (i, j) in labels["xlabel"]:
-        ax.set_xlabel("x₁", fontsize=8)
+        ax.set_xlabel("64 generator samples" if images else "x₁", fontsize=8)
       if (i, j) in labels["ylabel"]:
-        ax.set_ylabel("x₂", fontsize=8)
+        ax.set_ylabel("" if images else "x₂", fontsize=8)
         ax.annotate(textwrap.fill(method, 32), xy=(0, 0.5), xycoords=ax.yaxis.label,
                     xytext=(-6, 0), textcoords="offset points", ha="right", va="center",
                     rotation=90, fontsize=9, fontweight="bold")
-  if labels["legend"] is not None:
+  if labels["legend"] is not None and drew_points:  # images have no data/samples legend
     _legend(axes[labels["legend"]], outside="outside upper center", ncols=2)
   return fig
 
 
-def _sample_cell(ax, file: str) -> None:
-  """One report panel: a ``samples.npz``'s generator samples over its data, on its box."""
+def _sample_cell(ax, file: str) -> bool:
+  """One report panel: a ``samples.npz``'s generator samples over its data, on its box, or
+  for images, 64 of its samples tiled. Returns whether it drew images."""
   with np.load(file) as z:
+    if z["samples"].ndim == 4:
+      _show_tiles(ax, z["samples"][:64])
+      ax.set_xticks([])
+      ax.set_yticks([])
+      return True
     scale = 1.1 * float(z["scale"])  # a margin: mixtures' modes sit near the box's edge
     ax.scatter(z["data"][:, 0], z["data"][:, 1], **dict(DATA_STYLE, c="0.6"))
     ax.scatter(z["samples"][:, 0], z["samples"][:, 1], **SAMPLE_STYLE)
@@ -328,6 +349,7 @@ def _sample_cell(ax, file: str) -> None:
   ax.set_ylim(-scale, scale)
   ax.set_aspect("equal")
   ax.tick_params(labelsize=7)
+  return False
 
 
 def run_title(dataset: str, summary: dict, status: str) -> str:
