@@ -73,6 +73,7 @@ def test_chunk_does_not_transfer_to_the_host_inside_the_scan():
   assert _host_ops(jax.jit(leaky).lower(*lib_args).compile().as_text())
 
 
+@pytest.mark.slow  # 5.5 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_chunk_traces_once_across_calls():
   """Three chunks in a row (new state each time, same shapes) trace the chunk once."""
   lib, (state,), _, _ = _chunks("none", "simultaneous")

@@ -99,6 +99,7 @@ def test_four_devices_compute_the_one_device_run(name, scheme):
   assert moved > 1e-2  # the run trained: a bound of 1e-6 on its parameters is not vacuous
 
 
+@pytest.mark.slow  # 5.3 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_per_device_shards_compute_other_mathematics():
   """What ``parallel.estimators='per_device'`` does (docs/theory.md §8, 'Several devices'):
   kNN on 16-sample shards with their own noise is another estimate at step 1. Measured:
@@ -126,6 +127,7 @@ def test_the_global_batch_is_split_over_the_devices():
   assert "f32[16,16]" in text and "f32[64,16]" not in text
 
 
+@pytest.mark.slow  # 3.5 s of the fast subset's 157 s; it stays under 2 min
 def test_knn_training_amplifies_rounding_on_one_device():
   """The module docstring's claim: on one device, parameters 1e-7 (relative) apart end
   100 kNN steps far apart (measured 0.41; asserted > 1e-2), while the game without an

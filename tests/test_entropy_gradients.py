@@ -23,6 +23,7 @@ def _measure(estimator, case, fit_steps=0):
   return validation.measure(estimator, case, 256, repeats=10, fit_steps=fit_steps, seed=0)
 
 
+@pytest.mark.slow  # 6.6 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_knn_follows_the_exact_gradient():
   """kNN (k = 1): linear Gaussian cos 0.9997–1.0000, norm 0.994–1.012; 25 sharp modes cos
   0.990–0.993, norm 0.998–1.016."""
@@ -32,6 +33,7 @@ def test_knn_follows_the_exact_gradient():
   assert r["cos_mean"] >= 0.979 and 0.969 <= r["norm_ratio"] <= 1.031
 
 
+@pytest.mark.slow  # 3.8 s of the fast subset's 157 s; it stays under 2 min
 def test_the_default_estimator_is_valid_at_the_default_batch():
   """The default run's estimator and batch (experiments/configs/default.py: kNN k = 1, 512) over
   seeds 0–4: linear Gaussian cos 0.9997–1.0000, norm 0.993–1.016; 25 sharp modes cos
@@ -46,6 +48,7 @@ def test_the_default_estimator_is_valid_at_the_default_batch():
   assert r["cos_mean"] >= 0.987 and 0.98 <= r["norm_ratio"] <= 1.02
 
 
+@pytest.mark.slow  # 10.9 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_ssge_needs_a_local_bandwidth_on_sharp_modes():
   """SSGE with the nearest-neighbour bandwidth (×2): cos 0.989–0.995, norm 0.722–0.757 (it
   shrinks the gradient by a quarter). With the paper's median bandwidth the 25 modes look like

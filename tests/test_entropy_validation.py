@@ -25,6 +25,7 @@ def _separated_entropy(weights, tril, sigma=0.0):
                + np.sum(w * 0.5 * np.linalg.slogdet(2 * math.pi * math.e * cov)[1]))
 
 
+@pytest.mark.slow  # 5.2 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_grid_mixture_quadrature_is_the_separated_closed_form():
   """H by quadrature against the closed form of 25 separated modes; ∇_L H against w_c L_c⁻ᵀ,
   ∇_μ H against 0 (the modes are 40 std apart: overlaps are below e⁻²⁰⁰).
@@ -44,6 +45,7 @@ def test_grid_mixture_quadrature_is_the_separated_closed_form():
   assert np.abs(np.asarray(grad["means"])).max() < 1e-5
 
 
+@pytest.mark.slow  # 6.7 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_mixture_generator_draws_its_mixture():
   """The push-forward is the mixture: the component shares are the weights (binomial
   standard error 3.1e-4 at n = 400 000; bound 4 of them), and the Monte Carlo entropy
@@ -82,6 +84,7 @@ def test_jacobian_estimator_is_exact_for_the_affine_generator(d):
   np.testing.assert_allclose(grad["params"]["A"], np.linalg.inv(a).T, atol=2e-6)
 
 
+@pytest.mark.slow  # 9.4 s (each case) of the fast subset's 157 s; it stays under 2 min
 def test_jacobian_estimator_is_exact_on_an_injective_map_and_an_upper_bound_on_a_fold():
   """The mixture generator is injective where its components do not overlap: there the
   change of variables gives H exactly in expectation (separated 25 modes: measured mean

@@ -132,6 +132,7 @@ def _launch(tmp_path, workdir, port, extra=((), ())):
   return procs, logs
 
 
+@pytest.mark.slow  # 3.7 s of the fast subset's 157 s; it stays under 2 min
 def test_processes_started_with_different_configs_all_exit_2_naming_the_key(tmp_path):
   """Process 1 got another seed: both refuse before anything compiles, naming seed."""
   procs, logs = _launch(tmp_path, str(tmp_path / "run"), _free_port(),

@@ -37,6 +37,7 @@ ESTIMATORS = {"knn": entropy.KNN(), "mi": entropy.MutualInformation(hidden=(8,))
               "noisy": entropy.NoisyGenerator(num_samples=4, proposal_hidden=(8,))}
 
 
+@pytest.mark.slow  # 4 s (each case) of the fast subset's 157 s; it stays under 2 min
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_one_step_applies_the_mean_of_the_shards_directions(name):
   """θ' = θ − η·(1/4)Σ_i d_i(shard_i, fold_in(key, i)); replicated outputs, for every estimator.
