@@ -218,30 +218,12 @@ def _prepare(argv, default_config):
   path, overrides, options = parse_args(argv, default_config)
   module = load_config_module(path)
   if options["help"]:
-    config = resolve_config(path, overrides, module)
-    prog = PROGRAMS.get(config.program, key="program")
-    return {"help": help_lib.render(
-        USAGE, path, config, {"program": PROGRAMS, **getattr(prog, "CHOICES", {})},
-        descriptions=getattr(prog, "DESCRIPTIONS", {}),
-        files=help_lib.config_files(os.path.dirname(os.path.abspath(default_config))))}
+    return {"help": _help(path, resolve_config(path, overrides, module), default_config)}
   grid = sweep_lib.expand_grid(options["sweep"]) if options["sweep"] else None
   members = sweep_lib.select(sweep_lib.combine(
       None if options["no_sweep"] else sweep_lib.from_config(module), grid), options["only"])
   if members is None:
-    config = resolve_config(path, overrides, module)
-    _start_processes(config, options)
-    prog, built, ignored = build(path, config, overrides)
-    workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
-    identity, lock = workdir_lib.run_identity(config.program, built.config), None
-    if options["dry_run"]:  # the same checks as the claim and the resume, nothing written
-      workdir_lib.check_claim(workdir, identity)
-      if has_checkpoint(workdir):
-        record.check_resumable(workdir, built.config)
-    elif distributed.is_writer():
-      lock = workdir_lib.claim(workdir, identity)
-    _warn(ignored)
-    return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
-            "options": options, "lock": lock}
+    return _prepare_run(path, overrides, module, options)
   swept = sorted({k for m in members for k, _ in m} & {k for k, _ in overrides})
   if swept:
     raise ConfigError(f"--config.{swept[0]} is given, but the sweep sets {swept[0]!r} too; "
@@ -276,6 +258,34 @@ def _prepare(argv, default_config):
   names = [sweep_lib.member_name(i, m) for i, m in enumerate(members)]
   plan["lock"] = shared_sweep.claim_sweep(workdir, names, identities, share, options["dry_run"])
   return plan
+
+
+def _help(path: str, config, default_config: str) -> str:
+  """``--help``: the flags, the fields of ``config`` and the config files beside the default."""
+  prog = PROGRAMS.get(config.program, key="program")
+  return help_lib.render(
+      USAGE, path, config, {"program": PROGRAMS, **getattr(prog, "CHOICES", {})},
+      descriptions=getattr(prog, "DESCRIPTIONS", {}),
+      files=help_lib.config_files(os.path.dirname(os.path.abspath(default_config))))
+
+
+def _prepare_run(path: str, overrides, module, options) -> dict:
+  """The plan of a single run: built, its folder claimed (or, for a dry run, checked with
+  the claim's and the resume's checks, nothing written)."""
+  config = resolve_config(path, overrides, module)
+  _start_processes(config, options)
+  prog, built, ignored = build(path, config, overrides)
+  workdir = workdir_lib.expand(choose_workdir(options, path, is_sweep=False))
+  identity, lock = workdir_lib.run_identity(config.program, built.config), None
+  if options["dry_run"]:
+    workdir_lib.check_claim(workdir, identity)
+    if has_checkpoint(workdir):
+      record.check_resumable(workdir, built.config)
+  elif distributed.is_writer():
+    lock = workdir_lib.claim(workdir, identity)
+  _warn(ignored)
+  return {"sweep": None, "program": prog, "built": built, "workdir": workdir,
+          "options": options, "lock": lock}
 
 
 def dry_run_plan(argv: Sequence[str], default_config: str) -> dict:
