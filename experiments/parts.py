@@ -33,6 +33,7 @@ import time
 
 from ebm_gan.runner import config_file
 from ebm_gan.runner import sweep
+from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
@@ -217,10 +218,8 @@ def main(argv) -> int:
     return 2
   try:
     os.makedirs(os.path.join(args.workdir, "logs"), exist_ok=True)
-    tmp = os.path.join(args.workdir, "parts.json.tmp")
-    with open(tmp, "w") as f:
-      json.dump(_table(args.by, values), f, indent=1)
-    os.replace(tmp, os.path.join(args.workdir, "parts.json"))
+    tables.write_text_atomically(os.path.join(args.workdir, "parts.json"),
+                                 json.dumps(_table(args.by, values), indent=1))
     return _launch(args, values, run_flags)
   finally:
     lock.release()

@@ -9,7 +9,6 @@ is that paragraph alone. These tests make the disk full by raising ENOSPC where 
 """
 
 import errno
-import json
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ import pytest
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
 from ebm_gan.runner import metrics_log
+from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,24 +30,23 @@ def _no_space(*args, **kwargs):
   raise OSError(errno.ENOSPC, "No space left on device")
 
 
-class _HalfWrittenJson:
-  """``json`` whose ``dump`` writes a few bytes, then finds the disk full."""
+def _open_on_a_full_disk(path, mode="r", **kwargs):
+  """``open`` whose files take a byte, then find the disk full."""
+  f = open(path, mode, **kwargs)  # pylint: disable=unspecified-encoding
+  real_write = f.write
 
-  def __getattr__(self, name):
-    return getattr(json, name)
-
-  @staticmethod
-  def dump(obj, f, **kwargs):
-    del obj, kwargs
-    f.write("{")
+  def write(text):
+    real_write(text[:1])
     f.flush()
     _no_space()
+  f.write = write
+  return f
 
 
 def test_a_full_disk_at_start_is_one_paragraph_and_leaves_nothing_that_blocks_a_rerun(
     tmp_path, monkeypatch, capsys):
   run = str(tmp_path / "run")
-  monkeypatch.setattr(workdir_lib, "json", _HalfWrittenJson())
+  monkeypatch.setattr(tables, "open", _open_on_a_full_disk, raising=False)  # the marker's write
   assert cli.main(["--config.smoke=true", "--workdir", run], DEFAULT) == cli.EXIT_STORAGE
   err = capsys.readouterr().err
   assert err.startswith("error: could not write ") and err.count("\n") == 1, err

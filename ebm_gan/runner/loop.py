@@ -41,6 +41,7 @@ from ebm_gan.runner import checkpoint
 from ebm_gan.runner import console
 from ebm_gan.runner import interrupts
 from ebm_gan.runner import record
+from ebm_gan.runner import tables
 from ebm_gan.runner.record import DIVERGED, Recorder
 
 # Steady throughput is quoted only when measured over at least this many steps and seconds.
@@ -97,11 +98,8 @@ class WallClock:
     self._record["at_step"][str(step)] = self.total()
     if jax.process_index() != 0:
       return
-    tmp = self._path + ".tmp"
     try:
-      with open(tmp, "w") as f:
-        json.dump(self._record, f)
-      os.replace(tmp, self._path)
+      tables.write_text_atomically(self._path, json.dumps(self._record))
     except OSError as e:
       print(f"warning: could not record the wall time at step {step} in {self._path} ({e}); "
             "a run resumed from this step counts its wall time from there.", file=sys.stderr)

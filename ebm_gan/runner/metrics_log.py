@@ -12,8 +12,6 @@ import os
 import sys
 from typing import Iterable
 
-import numpy as np
-
 from ebm_gan.runner import tables
 
 METRICS = "metrics.jsonl"
@@ -93,10 +91,7 @@ class MetricsLog:
             f"{aside}; the log keeps its {len(keep)} intact rows up to step {step}.",
             file=sys.stderr)
       self.recovery = {"metrics_lines_set_aside": len(damaged), "metrics_rows_kept": len(keep)}
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, self.path)
+    tables.write_text_atomically(self.path, "".join(keep))
 
   def write(self, rows: Iterable[dict]) -> None:
     """Appends rows (each with 'step'); flushed so that a killed run loses nothing written."""

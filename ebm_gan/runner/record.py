@@ -90,7 +90,7 @@ def write_provenance(workdir: str, config, argv: Iterable[str] | None = None,
   if earlier is not None:
     earlier.setdefault("from_step", 0)
     info = dict(earlier, resumed=list(earlier.get("resumed", [])) + [info])
-  _replace_atomically(path, json.dumps(info, indent=2))
+  tables.write_text_atomically(path, json.dumps(info, indent=2))
 
 
 def read_provenance(workdir: str) -> dict:
@@ -134,13 +134,6 @@ def flat_scalars(summary: dict) -> dict:
   return out
 
 
-def _replace_atomically(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def _status_of(path: str) -> str | None:
   return (read_json_object(path) or {}).get("status")
 
@@ -160,8 +153,8 @@ def write_summary(workdir: str, summary: dict) -> None:
         os.replace(path, os.path.join(workdir, kept))
     print(f"warning: this run ended {clean.get('status')!r}; the earlier 'ok' summary of "
           f"{workdir} is kept as {PREVIOUS_JSON} (and {PREVIOUS_MD}).", file=sys.stderr)
-  _replace_atomically(path_json, json.dumps(clean, indent=2, default=str))
-  _replace_atomically(path_md, tables.summary_table(flat_scalars(clean)) + "\n")
+  tables.write_text_atomically(path_json, json.dumps(clean, indent=2, default=str))
+  tables.write_text_atomically(path_md, tables.summary_table(flat_scalars(clean)) + "\n")
 
 
 OK, DIVERGED = "ok", "diverged"

@@ -290,10 +290,9 @@ def write(sweep_dirs: str | Sequence[str], out_stem: str, title: str = "",
   lines = aggregate(rows, by_seed)
   os.makedirs(os.path.dirname(os.path.abspath(out_stem)), exist_ok=True)
   md = out_stem + ".md"
-  with open(md + ".tmp", "w") as f:
-    f.write((f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n\n"
-            + "\n".join(f"- {note}" for note in provenance_notes(sweep_dir, rows)) + "\n")
-  os.replace(md + ".tmp", md)
+  tables.write_text_atomically(
+      md, (f"# {title}\n\n" if title else "") + tables.markdown(lines) + "\n\n"
+      + "\n".join(f"- {note}" for note in provenance_notes(sweep_dir, rows)) + "\n")
   csv_path = write_member_rows(out_stem + ".csv", rows)
   png = panel_figure(out_stem + ".png", sweep_dir, rows)
   return [md, csv_path] + ([png] if png else [])
@@ -303,9 +302,5 @@ def write_member_rows(path: str, rows: Sequence[dict]) -> str:
   """Every member's row (its overrides, status and final metrics: the numbers behind the
   table, seed by seed) as one CSV, the union of the sweeps' columns in order."""
   columns = list(dict.fromkeys(c for row in rows for c in row if c != "_folder"))
-  with open(path + ".tmp", "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
-  os.replace(path + ".tmp", path)
+  tables.write_text_atomically(path, tables.csv_text(rows, columns))
   return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from typing import Sequence
@@ -15,9 +16,7 @@ def save_atomically(path: str, write) -> None:
   to, so nothing outside the run folder is written; and no reader sees half a file. The
   temporary name keeps the extension (matplotlib and numpy read the format from it).
   """
-  folder, name = os.path.split(path)
-  root, ext = os.path.splitext(name)
-  tmp = os.path.join(folder, f".{root}.tmp{ext}")
+  tmp = temp_path(path)
   try:
     write(tmp)
     os.replace(tmp, path)
@@ -27,6 +26,21 @@ def save_atomically(path: str, write) -> None:
   finally:
     if os.path.lexists(tmp):
       os.remove(tmp)
+
+
+def temp_path(path: str) -> str:
+  """The temporary name :func:`save_atomically` writes beside ``path`` before renaming it."""
+  folder, name = os.path.split(path)
+  root, ext = os.path.splitext(name)
+  return os.path.join(folder, f".{root}.tmp{ext}")
+
+
+def write_text_atomically(path: str, text: str) -> None:
+  """Writes ``text`` to ``path`` through :func:`save_atomically`."""
+  def write(tmp):
+    with open(tmp, "w", newline="") as f:
+      f.write(text)
+  save_atomically(path, write)
 
 
 def name_the_file(e: OSError, path: str) -> None:
@@ -66,23 +80,19 @@ def summary_table(summary: dict) -> str:
   return markdown([{"metric": k, "value": v} for k, v in summary.items()], ["metric", "value"])
 
 
-def _replace(path: str, content: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    f.write(content)
-  os.replace(tmp, path)
+def csv_text(rows: Sequence[dict], cols: Sequence[str]) -> str:
+  """The CSV of ``rows`` over ``cols`` (a missing cell empty), header first."""
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=list(cols), restval="")
+  writer.writeheader()
+  writer.writerows([{c: row.get(c, "") for c in cols} for row in rows])
+  return out.getvalue()
 
 
 def write(workdir: str, stem: str, rows: Sequence[dict]) -> tuple[str, str]:
   """Writes ``<stem>.csv`` and ``<stem>.md`` (one row per dict), atomically; returns their paths."""
   cols = columns(rows)
   csv_path, md_path = (os.path.join(workdir, f"{stem}.{ext}") for ext in ("csv", "md"))
-  tmp = csv_path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=cols)
-    w.writeheader()
-    for row in rows:
-      w.writerow({k: row.get(k, "") for k in cols})
-  os.replace(tmp, csv_path)
-  _replace(md_path, markdown(rows, cols) + "\n")
+  write_text_atomically(csv_path, csv_text(rows, cols))
+  write_text_atomically(md_path, markdown(rows, cols) + "\n")
   return csv_path, md_path

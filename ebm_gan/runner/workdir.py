@@ -35,7 +35,8 @@ from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError
 
 MARKER, LOCK = ".ebm_gan_run.json", ".ebm_gan.lock"
-_OURS = {MARKER, LOCK, MARKER + ".tmp"}  # the temp file: a marker write that never finished
+# with the temp files of a marker write that never finished (the older name, and the current)
+_OURS = {MARKER, LOCK, MARKER + ".tmp", os.path.basename(tables.temp_path(MARKER))}
 
 
 def expand(path: str) -> str:
@@ -81,18 +82,9 @@ def read_marker(path: str) -> dict | None:
 
 def write_marker(path: str, identity: dict) -> None:
   """Writes ``identity`` as the marker of ``path`` (atomically; a failed write, e.g. on a
-  full disk, leaves no temp file behind)."""
-  tmp = os.path.join(path, MARKER + ".tmp")
-  try:
-    with open(tmp, "w") as f:
-      json.dump(identity, f, indent=1, sort_keys=True)
-    os.replace(tmp, os.path.join(path, MARKER))
-  except BaseException as e:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    if isinstance(e, OSError):
-      tables.name_the_file(e, os.path.join(path, MARKER))
-    raise
+  full disk, leaves no temp file behind and names the marker)."""
+  tables.write_text_atomically(os.path.join(path, MARKER),
+                               json.dumps(identity, indent=1, sort_keys=True))
 
 
 def _describe_difference(old: dict, new: dict) -> str:
