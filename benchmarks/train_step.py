@@ -217,7 +217,7 @@ def _host_loop(compiled, state, total, n):
 
 def dispatch_curve(lengths, total, repeats):
   """Rows (n, steps/s plain, steps/s donated): the default experiment's runner-like loop."""
-  from benchmarks import experiment  # here: tests/test_compiled_step.py imports this file
+  from benchmarks import experiment  # here: tests/lib/test_compiled_step.py imports this file
   exp = experiment.default_experiment()
   runs = {}
   for n in lengths:

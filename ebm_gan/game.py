@@ -67,7 +67,7 @@ def player_losses(game: Game, penalty_scale=1.0) -> dict[str, Callable]:
 
   ``params`` is the whole parameter dict; ``jax.grad(loss, has_aux=True)(params, x, key)
   [player]`` is that player's direction, the same number ``game.value_and_directions``
-  gives from one ``jax.grad`` over every player (docs/theory.md (8.1); tests/test_game.py
+  gives from one ``jax.grad`` over every player (docs/theory.md (8.1); tests/lib/test_game.py
   checks the two agree). Add a term to one and differentiate it in your own code; the
   generator's sample is drawn inside each function, from ``key`` as the game draws it.
   """

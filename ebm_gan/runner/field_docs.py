@@ -1,6 +1,6 @@
 """One line per config field, for ``--help``: what the field does.
 
-Each program's config keys (dotted) map to a sentence; ``tests/test_help.py`` checks that
+Each program's config keys (dotted) map to a sentence; ``tests/runner/test_help.py`` checks that
 every field of every config file in experiments/configs/ has one, so a new field cannot
 reach the help undocumented. The named choices are listed beside them from the program's
 ``CHOICES``; the values' units and the defaults' reasons are in the config files.

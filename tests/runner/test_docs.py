@@ -11,7 +11,7 @@ import pytest
 
 from ebm_gan.runner import cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")
 CONFIGS = os.path.join(REPO, "experiments", "configs")
 

@@ -2,7 +2,7 @@
 mode-counting summary, exact resume, MNIST under tfds mock_data.
 
 The bad-input refusals (conv models on 2-D data, MLPs / flow on images, missing tfds data)
-are rows of tests/test_cli.py BAD_INPUTS.
+are rows of tests/runner/test_cli.py BAD_INPUTS.
 """
 
 import json
@@ -22,7 +22,7 @@ from ebm_gan.runner.programs import trainables
 
 pytest.importorskip("sklearn")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(ROOT, "experiments", "configs")
 
 
@@ -69,7 +69,7 @@ def test_stacked_digits_smoke_run_counts_modes_and_resumes_exactly(tmp_path, cap
   assert whole["status"] == "ok" and whole["steps_done"] == 4
   assert whole["num_modes"] == 1000 and 1 <= whole["modes_covered"] <= 500
   assert whole["mode_samples"] == 500 and 0 <= whole["mode_kl"] <= np.log(1000)
-  # the classifier is real: 98% on held-out digits after 600 Adam steps (tests/test_classifier)
+  # the classifier is real: 98% on held-out digits after 600 Adam steps (tests/lib/test_classifier.py)
   assert whole["classifier_accuracy"] >= 0.95 and whole["classifier_trained"]
   assert np.isfinite(whole["mmd2"])
   # FD-digits of the 500 samples against the 359 held-out stacks, above what as many training

@@ -10,7 +10,7 @@ from ebm_gan.runner import limits
 from ebm_gan.runner.programs import toy_games
 from ebm_gan.runner.registry import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 TOY = os.path.join(ROOT, "experiments", "configs", "toy_games.py")
 

@@ -17,7 +17,7 @@ import pytest
 
 import ebm_gan as eg
 
-_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "benchmarks", "train_step.py")
 _spec = importlib.util.spec_from_file_location("bench_train_step", _BENCH)
 bench = importlib.util.module_from_spec(_spec)

@@ -18,7 +18,7 @@ import pytest
 
 from ebm_gan.runner import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = ["--config.smoke=true", "--config.evaluation.mcmc_steps=0"]  # 100 steps
 EXIT = {signal.SIGINT: cli.EXIT_INTERRUPTED, signal.SIGTERM: cli.EXIT_TERMINATED}
 

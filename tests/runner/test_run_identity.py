@@ -15,7 +15,7 @@ from ebm_gan.runner import cli
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A run of a few steps of a tiny model (for testing only).
 TINY = ["--config.steps=10", "--config.steps_per_dispatch=10", "--config.batch_size=8",

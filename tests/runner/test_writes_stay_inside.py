@@ -7,7 +7,7 @@ import pytest
 
 from ebm_gan.runner import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 ARGS = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",
         "--config.checkpoint_every=20", "--config.picture_every=20", "--config.tensorboard_every=0",

@@ -2,7 +2,7 @@
 as one paragraph on stderr with exit status 2 before anything compiles, or warned about once,
 and nothing around the run folder changes. Each case runs the real command in a subprocess.
 The sections are numbered as the issue's cases (case 3, the conv players' size limits, is in
-tests/test_limits.py, its command here among the dry-run cases).
+tests/runner/test_limits.py, its command here among the dry-run cases).
 """
 
 import hashlib
@@ -18,7 +18,7 @@ from ebm_gan.runner import cli
 from ebm_gan.runner import record
 from ebm_gan.runner import workdir as workdir_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(ROOT, "experiments", "configs")
 DEFAULT = os.path.join(CONFIGS, "default.py")
 TWO_PARTS = ("from experiments.configs.default import get_config, finalize\n"

@@ -7,7 +7,7 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner import config as config_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")
 TOY = os.path.join(REPO, "experiments", "configs", "toy_games.py")
 

@@ -15,7 +15,7 @@ import pytest
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 STEPS = 300
 # A tiny model (for testing only): short chunks and frequent checkpoints, so the kill lands mid-run.
@@ -40,7 +40,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
   deadline = time.time() + 240
   # until the first checkpoint is sealed (a kill before that restarts from step 0:
-  # tests/test_checkpoint_integrity.py), then an arbitrary moment after it
+  # tests/runner/test_checkpoint_integrity.py), then an arbitrary moment after it
   while (checkpoint.newest_intact_step(killed) is None and proc.poll() is None
          and time.time() < deadline):
     time.sleep(0.005)

@@ -17,7 +17,7 @@ from ebm_gan.runner import record
 from ebm_gan.runner import sweep
 from ebm_gan.runner.programs import ebm_gan as program
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A tiny model (for testing only).
 TINY = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",

@@ -15,6 +15,8 @@ import pytest
 from ebm_gan import entropy
 from ebm_gan.entropy import validation
 
+DEFAULT_BATCH = 512  # the default run's batch (experiments/configs/default.py)
+
 LG2 = validation.linear_gaussian(2)
 MIX25 = validation.grid_mixture()
 
@@ -35,13 +37,10 @@ def test_knn_follows_the_exact_gradient():
 
 @pytest.mark.slow  # 3.8 s of the fast subset's 157 s; it stays under 2 min
 def test_the_default_estimator_is_valid_at_the_default_batch():
-  """The default run's estimator and batch (experiments/configs/default.py: kNN k = 1, 512) over
-  seeds 0–4: linear Gaussian cos 0.9997–1.0000, norm 0.993–1.016; 25 sharp modes cos
-  0.9935–0.9967, norm 0.998–1.010."""
-  from experiments.configs import default
-  config = default.get_config()
-  assert config.entropy.name == "knn"
-  estimator, batch = entropy.KNN(config.entropy.knn.k), config.batch_size
+  """The default run's estimator and batch (kNN k = 1, batch 512: experiments/configs/default.py,
+  checked in tests/runner/test_entropy_config.py) over seeds 0–4: linear Gaussian cos
+  0.9997–1.0000, norm 0.993–1.016; 25 sharp modes cos 0.9935–0.9967, norm 0.998–1.010."""
+  estimator, batch = entropy.KNN(1), DEFAULT_BATCH
   r = validation.measure(estimator, LG2, batch, repeats=10, seed=0)
   assert r["cos_mean"] >= 0.9994 and 0.974 <= r["norm_ratio"] <= 1.030
   r = validation.measure(estimator, MIX25, batch, repeats=10, seed=0)

@@ -8,14 +8,11 @@ Every estimator's value and (for the gradient estimators) its gradient
 direction w.r.t. A is compared with these, in d = 2 and d = 8.
 """
 
-import dataclasses
 import functools
 import math
-import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -23,11 +20,7 @@ import pytest
 from ebm_gan import entropy, game, models, optim, train
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.models import flows
-from ebm_gan.runner import cli
-from ebm_gan.runner import config as runner_config
 from ebm_gan.entropy import mi_bounds
-from ebm_gan.runner.registry import ConfigError
-from experiments.configs import entropy_compare
 
 
 def _linear_gaussian(d, seed=0):
@@ -373,31 +366,7 @@ def test_mi_bounds_at_the_optimal_statistic_of_a_discrete_joint_are_the_closed_f
   assert abs(float(bound_dv) - np.sum(joint * np.log(joint / prod))) < 3e-8, float(bound_dv)
 
 
-# ---------------------------------------------------------------- config and game
-
-def test_from_config_builds_every_estimator_with_its_own_settings():
-  cfg = ml_collections.ConfigDict({"name": "noisy",
-                                   "noisy": {"sigma": 0.3, "proposal_hidden": [8]}})
-  est = runner_config.build_entropy(cfg)
-  assert est == entropy.NoisyGenerator(sigma=0.3, proposal_hidden=(8,))
-  for name, cls in [("flow", entropy.Flow), ("mi", entropy.MutualInformation),
-                    ("knn", entropy.KNN), ("none", entropy.NoEntropy),
-                    ("jacobian", entropy.JacobianEntropy), ("ssge", entropy.SpectralStein),
-                    ("score", entropy.DenoisingScore)]:
-    assert isinstance(runner_config.build_entropy({"name": name}), cls)
-  assert set(runner_config.ENTROPY_ESTIMATORS.names()) == {
-      "flow", "noisy", "mi", "knn", "none", "jacobian", "ssge", "score"}
-  assert runner_config.build_entropy({"name": "ssge", "ssge": {"num_eigen": 5}}) == (
-      entropy.SpectralStein(num_eigen=5))
-  with pytest.raises(ConfigError, match="entropy.mi.temperature"):
-    runner_config.build_entropy({"name": "mi", "mi": {"temperature": 1.0}})
-  with pytest.raises(ConfigError, match="entropy.noisy.posterior"):
-    runner_config.build_entropy({"name": "noisy", "noisy": {"posterior": "gibbs"}})
-  with pytest.raises(ConfigError, match="entropy.mi.bound"):
-    runner_config.build_entropy({"name": "mi", "mi": {"bound": "nce"}})
-  with pytest.raises(ConfigError, match="entropy.noisy.sigma"):
-    runner_config.build_entropy({"name": "noisy", "noisy": {"sigma": 0.0}})
-
+# ---------------------------------------------------------------- in the game
 
 _GAME_CASES = {
     "flow": (entropy.Flow(), flows.CouplingFlow(2, num_layers=2, hidden=(8,)), ()),
@@ -435,23 +404,3 @@ def test_every_estimator_plays_in_the_ebm_game(case):
       assert (new_state.params["generator"]["noise"]["log_sigma"]
               != state.params["generator"]["noise"]["log_sigma"])
     state = new_state
-
-
-def test_entropy_compare_config_covers_every_estimator_and_setting():
-  """The comparison's config has a block per estimator naming exactly its settings, and
-  every sweep member resolves and builds (the flow member with the flow generator)."""
-  config = entropy_compare.get_config()
-  for name in runner_config.ENTROPY_ESTIMATORS.names():
-    fields = {f.name for f in dataclasses.fields(runner_config.ENTROPY_ESTIMATORS.get(name))}
-    assert set(config.entropy[name].keys()) == fields, name
-  members = []
-  entropy_compare.sweep(lambda **overrides: members.append(list(overrides.items())))
-  assert len(members) == 2 * len(runner_config.ENTROPY_ESTIMATORS.names())
-  path = os.path.abspath(entropy_compare.__file__)
-  for member in members:
-    exp = runner_config.build(cli.resolve_config(path, member))
-    assert isinstance(exp.game.entropy,
-                      runner_config.ENTROPY_ESTIMATORS.get(dict(member)["entropy.name"]))
-  flow_member = next(m for m in members if dict(m)["entropy.name"] == "flow")
-  assert isinstance(runner_config.build(cli.resolve_config(path, flow_member)).game.generator,
-                    flows.CouplingFlow)

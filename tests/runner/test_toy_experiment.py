@@ -12,7 +12,7 @@ from ebm_gan.runner import cli
 from ebm_gan.runner.programs import toy_games
 from ebm_gan.runner.registry import ConfigError
 
-CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "experiments", "configs",
+CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "experiments", "configs",
                       "toy_games.py")
 
 

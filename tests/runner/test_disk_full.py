@@ -22,7 +22,7 @@ from ebm_gan.runner import metrics_log
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 

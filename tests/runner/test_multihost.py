@@ -18,7 +18,7 @@ from ebm_gan.runner import cli
 from ebm_gan.runner import distributed
 from ebm_gan.runner.registry import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 
@@ -100,7 +100,7 @@ def test_two_processes_of_two_devices_train_like_one_process_on_four(tmp_path):
   # Measured: equal to the last bit (the cross-process psum adds the same 2 numbers).
   # Not bit-equal: gloo's cross-process all-reduce adds the partial sums in another order
   # than one process does. Measured (jax 0.10.2): step 1 within 7.2e-7·(|value| + 0.1), the
-  # 40 steps within 1.1e-5·(…) (kNN amplifies rounding: tests/test_device_invariance.py), the
+  # 40 steps within 1.1e-5·(…) (kNN amplifies rounding: tests/lib/test_device_invariance.py), the
   # checkpointed state within 1.3e-5; asserted 1e-5, 1e-3 and 1e-4.
   gaps = [max(abs(a[k] - b[k]) / (abs(b[k]) + 0.1) for k in b if isinstance(b[k], float))
           for a, b in zip(got, want)]

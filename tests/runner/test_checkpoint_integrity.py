@@ -21,7 +21,7 @@ from ebm_gan.runner import loop
 from ebm_gan.runner import record
 from ebm_gan.runner.registry import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 
 
