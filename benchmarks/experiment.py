@@ -15,7 +15,7 @@ import jax
 
 import ebm_gan as eg
 from ebm_gan.runner import cli
-from ebm_gan.runner import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
 
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "experiments", "configs", "default.py")

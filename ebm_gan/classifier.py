@@ -5,7 +5,7 @@ generated sample with a classifier trained on the real single-digit images. This
 that classifier: :class:`DigitClassifier` (a flax module), :func:`train_classifier`
 (Adam on the cross-entropy), :func:`predict`, :func:`accuracy`, and
 :func:`stratified_split` for a deterministic held-out set. It reads no files; the runner
-caches the trained parameters (``ebm_gan.runner.classifiers``).
+caches the trained parameters (``ebm_gan.runner.programs.ebm_gan.classifiers``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pictures of a run: samples over the energy (2-D data) on one fixed scale, the tiled
 evolution of a run's periodic pictures, a grid of samples (image data), a sweep report's
 sample panels; training curves live in :mod:`ebm_gan.runner.curves`, the toy games' pictures
-in :mod:`ebm_gan.runner.game_pictures`. Files only (Agg)."""
+in :mod:`ebm_gan.runner.programs.toy_games.pictures`. Files only (Agg)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runner's orbax cache of the digit classifier (ebm_gan/runner/classifiers.py)."""
+"""The runner's orbax cache of the digit classifier (ebm_gan/runner/programs/ebm_gan/classifiers.py)."""
 
 import os
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ebm_gan import classifier
-from ebm_gan.runner import classifiers
+from ebm_gan.runner.programs.ebm_gan import classifiers
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 

@@ -9,7 +9,7 @@ import pytest
 from ebm_gan import entropy
 from ebm_gan.models import flows
 from ebm_gan.runner import cli
-from ebm_gan.runner import config as runner_config
+from ebm_gan.runner.programs.ebm_gan import config as runner_config
 from ebm_gan.runner.registry import ConfigError
 from experiments.configs import entropy_compare
 

@@ -1,4 +1,4 @@
-"""The 'ebm_gan' summary's distribution metrics (ebm_gan/runner/evaluation.py)."""
+"""The 'ebm_gan' summary's distribution metrics (ebm_gan/runner/programs/ebm_gan/evaluation.py)."""
 
 import math
 import types
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ebm_gan.data import toy
-from ebm_gan.runner import evaluation
+from ebm_gan.runner.programs.ebm_gan import evaluation
 
 
 def _exp(dataset, energy=True, eval_samples=2500):

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ebm_gan.runner import cli
-from ebm_gan.runner import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(REPO, "experiments", "configs", "default.py")

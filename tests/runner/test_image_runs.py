@@ -14,11 +14,11 @@ import pytest
 
 from ebm_gan import classifier, models
 from ebm_gan.runner import cli
-from ebm_gan.runner import config as config_lib
-from ebm_gan.runner import image_evaluation
-from ebm_gan.runner import runner_fields
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import image_evaluation
+from ebm_gan.runner.programs.ebm_gan import runner_fields
 from ebm_gan.runner.programs import ebm_gan as program
-from ebm_gan.runner.programs import trainables
+from ebm_gan.runner.programs.ebm_gan import trainables
 
 pytest.importorskip("sklearn")
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ebm_gan.runner import cli
-from ebm_gan.runner import limits
+from ebm_gan.runner.programs.ebm_gan import limits
 from ebm_gan.runner.programs import toy_games
 from ebm_gan.runner.registry import ConfigError
 
@@ -103,7 +103,7 @@ def test_the_estimate_is_the_games_parameter_count(path):
   """MLP players (the default), conv players and MEG's statistics network on images (digits,
   stacked digits): the estimate is the count of every parameter the built game initialises."""
   import jax  # pylint: disable=g-import-not-at-top
-  from ebm_gan.runner import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ebm_gan.runner.programs.ebm_gan import config as config_lib  # pylint: disable=g-import-not-at-top
   config = cli.resolve_config(path, [])
   exp = cli.build(path, config)[1]
   shape = config_lib.data_shape(exp.dataset)

@@ -12,7 +12,7 @@ import matplotlib.text
 import numpy as np
 
 from ebm_gan.runner import curves
-from ebm_gan.runner import game_pictures
+from ebm_gan.runner.programs.toy_games import pictures as game_pictures
 from ebm_gan.runner import pictures
 
 

@@ -29,8 +29,8 @@ from ebm_gan import optim
 from ebm_gan.games import theory
 from ebm_gan.games import toy
 from ebm_gan.games import vectorised
-from ebm_gan.runner import field_docs
-from ebm_gan.runner import game_pictures
+from ebm_gan.runner.programs.toy_games import fields
+from ebm_gan.runner.programs.toy_games import pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
@@ -105,7 +105,7 @@ CHOICES = {
     "games": GAMES, "bilinear.matrix": MATRICES, "dirac_gan.loss": tuple(toy.DIRAC_LOSSES),
     "methods": tuple(vectorised.METHODS) + ("OPTIMIZER@SCHEME",),
 }
-DESCRIPTIONS = field_docs.TOY_GAMES  # what each field does, for --help
+DESCRIPTIONS = fields.DESCRIPTIONS  # what each field does, for --help
 
 
 def build_game(name: str, config: ml_collections.ConfigDict):
@@ -251,7 +251,7 @@ def run(plan: Plan, workdir: str, progress: bool = True) -> dict:
   for gi, game in enumerate(plan.games):
     sl = slice(gi * n, (gi + 1) * n)
     rate = lambda method, lr, game=game: _theory(game, method, lr, config)
-    plots += game_pictures.game_runs(workdir, game, groups[sl], results[sl],
+    plots += pictures.game_runs(workdir, game, groups[sl], results[sl],
                                      plan.learning_rates, config.num_seeds,
                                      config[game.name].init_radius, rate)
   if progress:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from ebm_gan import parallel
 from ebm_gan import train
-from ebm_gan.runner import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
 from ebm_gan.runner import loop
 
 

@@ -24,7 +24,7 @@
                             features and the floor (once per run)
 
 The classifier is trained once per base dataset and cached with orbax under
-``evaluation.classifier_cache`` (:mod:`ebm_gan.runner.classifiers`), not in the run folder,
+``evaluation.classifier_cache`` (:mod:`ebm_gan.runner.programs.ebm_gan.classifiers`), not in the run folder,
 so every run and sweep member shares it.
 """
 
@@ -41,9 +41,9 @@ from ebm_gan import classifier
 from ebm_gan import frechet
 from ebm_gan import metrics
 from ebm_gan import modes
-from ebm_gan.runner import classifiers
-from ebm_gan.runner import config as config_lib
-from ebm_gan.runner import runner_fields
+from ebm_gan.runner.programs.ebm_gan import classifiers
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import runner_fields
 
 MODES_STREAM = 2**31 - 3  # the mode-counting samples' key: PRNGKey(seed) folded with this
 FLOOR_STREAM = 2**31 - 4  # the FD-digits floor's training stacks: the same, folded with this

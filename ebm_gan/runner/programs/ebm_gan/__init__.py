@@ -12,8 +12,8 @@ Writes into ``workdir``:
   samples.npz        the final generator samples, data and picture box (for reports)
   curves.png         training curves
   summary.json/.md   final metrics (modes covered, high-quality %, MMD², KLs, losses, timings,
-                     status; see ebm_gan.runner.evaluation, and for images
-                     ebm_gan.runner.image_evaluation: MMD² to held-out images, mode counting)
+                     status; see ebm_gan.runner.programs.ebm_gan.evaluation, and for images
+                     ebm_gan.runner.programs.ebm_gan.image_evaluation: MMD² to held-out images, mode counting)
 
 A single run and a vectorised sweep group (members that differ only in
 :data:`VMAP_KEYS` and :data:`HOST_KEYS`) are both trained by
@@ -39,17 +39,17 @@ from ebm_gan import metrics as metrics_lib
 from ebm_gan import sampling
 from ebm_gan.entropy.knn import knn_entropy
 from ebm_gan.runner import checkpoint
-from ebm_gan.runner import config as config_lib
+from ebm_gan.runner.programs.ebm_gan import config as config_lib
 from ebm_gan.runner import console
 from ebm_gan.runner import distributed
-from ebm_gan.runner import evaluation
-from ebm_gan.runner import field_docs
-from ebm_gan.runner import image_evaluation
+from ebm_gan.runner.programs.ebm_gan import evaluation
+from ebm_gan.runner.programs.ebm_gan import fields
+from ebm_gan.runner.programs.ebm_gan import image_evaluation
 from ebm_gan.runner import loop
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
-from ebm_gan.runner.programs import trainables
+from ebm_gan.runner.programs.ebm_gan import trainables
 from ebm_gan.runner.registry import ConfigError
 
 VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
@@ -62,7 +62,7 @@ EVAL_STREAM = 2**31 - 1  # the key stream of evaluation samples and pictures
 
 build = config_lib.build
 CHOICES = config_lib.CHOICES  # named choices, for --help
-DESCRIPTIONS = field_docs.EBM_GAN  # what each field does, for --help
+DESCRIPTIONS = fields.DESCRIPTIONS  # what each field does, for --help
 ignored_keys = config_lib.ignored_keys
 
 
@@ -151,7 +151,7 @@ class Evaluator:
 
   def _entropies(self, params) -> dict:
     """``generator_entropy`` (Kozachenko–Leonenko on entropy_samples samples) and
-    ``data_entropy`` H(p) (ebm_gan.runner.evaluation)."""
+    ``data_entropy`` H(p) (ebm_gan.runner.programs.ebm_gan.evaluation)."""
     many = np.asarray(self.entropy_sample(params))
     if not np.all(np.isfinite(many)):
       return {}

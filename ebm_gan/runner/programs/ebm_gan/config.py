@@ -24,8 +24,8 @@ from ebm_gan import schemes
 from ebm_gan import data as data_lib
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
-from ebm_gan.runner import limits
-from ebm_gan.runner import runner_fields
+from ebm_gan.runner.programs.ebm_gan import limits
+from ebm_gan.runner.programs.ebm_gan import runner_fields
 from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_non_negative,
                                      check_positive, reported_as)
 
