@@ -105,7 +105,7 @@ def scale_by_optimistic(alpha: float = 1.0, beta: float = 1.0,
 
 
 def gda(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
-  r"""Gradient descent on each player's own loss (GDA in min-max form).
+  r"""Gradient descent on each player's own loss (GDA in min-max form): ``optax.sgd``.
 
   .. math::  u_t = -\eta_t\, d_t
 
@@ -120,7 +120,7 @@ def gda(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
   >>> round(float(u[0]), 6)
   -0.1
   """
-  return optax.chain(optax.scale_by_learning_rate(learning_rate))
+  return optax.sgd(learning_rate)
 
 
 def ogda(learning_rate: optax.ScalarOrSchedule, alpha: float = 1.0,
@@ -225,9 +225,9 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "gda": gda, "sgd": gda, "ogda": ogda, "optimistic_adam": optimistic_adam, "adam": adam}
 
 
-def _check_first_step(first_step):
+def _check_first_step(first_step, key: str = "first_step"):
   if first_step not in FIRST_STEPS:
-    raise InvalidArgumentError(f"first_step={first_step!r} is not allowed; "
+    raise InvalidArgumentError(f"{key}={first_step!r} is not allowed; "
                       f"allowed: {', '.join(FIRST_STEPS)}.")
 
 
@@ -273,9 +273,8 @@ def make(name: str, learning_rate: optax.ScalarOrSchedule, key: str = "optimizer
   if unknown:
     raise InvalidArgumentError(f"{key}.{unknown[0]}={kwargs[unknown[0]]!r} is not an option of "
                       f"optimizer {name!r}; allowed: {', '.join(allowed) or 'none'}.")
-  if "first_step" in kwargs and kwargs["first_step"] not in FIRST_STEPS:
-    raise InvalidArgumentError(f"{key}.first_step={kwargs['first_step']!r} is not allowed; "
-                      f"allowed: {', '.join(FIRST_STEPS)}.")
+  if "first_step" in kwargs:
+    _check_first_step(kwargs["first_step"], f"{key}.first_step")
   return factory(learning_rate, **kwargs)
 
 

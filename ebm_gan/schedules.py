@@ -6,7 +6,6 @@ penalty weight, for an annealed R1 (``penalty.schedule``, docs/theory.md (6.10))
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import optax
 
 from ebm_gan.errors import InvalidArgumentError
@@ -26,7 +25,8 @@ def decayed_learning_rate(learning_rate, schedule: str, total_steps: int,
   (docs/theory.md §7: its fixed point is exact but the noise of the stochastic
   directions keeps the iterates at a distance that scales with η) settles as
   η_t shrinks. ``'constant'`` returns ``learning_rate`` unchanged (not a schedule,
-  so an optimiser's state is the same as with a plain number). ``learning_rate``
+  so an optimiser's state is the same as with a plain number). s is optax's
+  ``linear_schedule`` or ``cosine_decay_schedule`` from 1 to f. ``learning_rate``
   may be a traced scalar (vectorised sweeps) or itself a schedule.
 
   Args:
@@ -48,11 +48,10 @@ def decayed_learning_rate(learning_rate, schedule: str, total_steps: int,
   if schedule == "constant":
     return learning_rate
   f = float(final_fraction)
+  shape = (optax.linear_schedule(1.0, f, total_steps) if schedule == "linear"
+           else optax.cosine_decay_schedule(1.0, total_steps, alpha=f))
 
   def rate(count):
-    u = jnp.minimum(jnp.asarray(count, jnp.float32) / total_steps, 1.0)
-    shape = (1.0 - (1.0 - f) * u if schedule == "linear"
-             else f + (1.0 - f) * 0.5 * (1.0 + jnp.cos(jnp.pi * u)))
     base = learning_rate(count) if callable(learning_rate) else learning_rate
-    return base * shape
+    return base * shape(count)
   return rate

@@ -75,7 +75,7 @@ def update_ema(ema: dict, params: dict, decay: float) -> dict:
   average is closer to it than any one iterate. ``δ`` = ``decay`` ∈ [0, 1) sets the
   averaging window, about 1/(1 − δ) steps.
   """
-  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+  return optax.incremental_update(params, ema, step_size=1.0 - decay)
 
 
 def _l2(tree) -> jax.Array:

@@ -63,6 +63,7 @@ from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.programs import toy_games as toy_games_program
 from ebm_gan.runner.config_file import check_numbers, load_config_module, resolve_config
 from ebm_gan.runner.registry import ConfigError, Registry
+from ebm_gan.runner.status import Status
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 EXIT_STORAGE = 5  # disk full / I/O error while writing the run folder
@@ -388,7 +389,7 @@ def _execute(plan) -> int:
                                  progress=options["progress"],
                                  vectorise=not options["sequential"],
                                  identities=plan["identities"])
-    running = [r["member"] for r in rows if r["status"] == "running"]
+    running = [r["member"] for r in rows if r["status"] == Status.RUNNING]
     if running:
       print(f"members {', '.join(running)} run in other processes; the last to finish writes "
             "the sweep table.")
@@ -396,4 +397,4 @@ def _execute(plan) -> int:
     print(f"sweep folder: {workdir} (every column in sweep.csv and sweep.md; one run folder "
           "per member)")
     status = sweep_lib.exit_status(rows)
-  return {"diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}.get(status, EXIT_OK)
+  return {Status.DIVERGED: EXIT_DIVERGED, Status.FAILED: EXIT_FAILED}.get(status, EXIT_OK)

@@ -42,7 +42,8 @@ from ebm_gan.runner import console
 from ebm_gan.runner import interrupts
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
-from ebm_gan.runner.record import DIVERGED, Recorder
+from ebm_gan.runner.record import Recorder
+from ebm_gan.runner.status import Status
 
 # Steady throughput is quoted only when measured over at least this many steps and seconds.
 MIN_TIMED_STEPS, MIN_TIMED_S = 500, 1.0
@@ -157,7 +158,7 @@ def restore(trainable: Trainable, ckpt: checkpoint.Checkpoints, recorders_for: C
   recorders = recorders_for(start)
   for r, at in zip(recorders, diverged_at):
     if at >= 0:
-      r.status, r.diverged_at = DIVERGED, int(at)
+      r.status, r.diverged_at = Status.DIVERGED, int(at)
   return states, diverged_at, start, recorders
 
 

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 
 from ebm_gan import metrics  # noqa: E402
 from ebm_gan.runner import tables  # noqa: E402
+from ebm_gan.runner.status import Status  # noqa: E402
 from ebm_gan.runner.curves import training_curves  # noqa: E402,F401  (re-exported)
 
 
@@ -363,5 +364,5 @@ def run_title(dataset: str, summary: dict, status: str) -> str:
                f"{100 * summary['high_quality']:.1f}% high-quality")
   else:
     quality = f"MMD² {summary['mmd2']:.1e} to held-out data" if "mmd2" in summary else ""
-  tail = "" if status == "ok" else f" ({status})" if quality else status
+  tail = "" if status == Status.OK else f" ({status})" if quality else status
   return f"{dataset}, step {summary['steps_done']}: {quality}{tail}"

@@ -31,6 +31,7 @@ import numpy as np
 from ebm_gan.runner import tables
 from ebm_gan.runner.metrics_log import METRICS, METRICS_DAMAGED, MetricsLog, read_metrics  # noqa: F401
 from ebm_gan.runner.registry import ConfigError
+from ebm_gan.runner.status import Status
 
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 PROVENANCE = "provenance.json"
@@ -147,17 +148,16 @@ def write_summary(workdir: str, summary: dict) -> None:
   """
   clean = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in summary.items()}
   path_json, path_md = os.path.join(workdir, SUMMARY_JSON), os.path.join(workdir, SUMMARY_MD)
-  if clean.get("status") != OK and _status_of(path_json) == OK:
+  if clean.get("status") != Status.OK and _status_of(path_json) == Status.OK:
     for path, kept in ((path_json, PREVIOUS_JSON), (path_md, PREVIOUS_MD)):
       if os.path.exists(path):
         os.replace(path, os.path.join(workdir, kept))
-    print(f"warning: this run ended {clean.get('status')!r}; the earlier 'ok' summary of "
+    print(f"warning: this run ended '{clean.get('status')}'; the earlier 'ok' summary of "
           f"{workdir} is kept as {PREVIOUS_JSON} (and {PREVIOUS_MD}).", file=sys.stderr)
   tables.write_text_atomically(path_json, json.dumps(clean, indent=2, default=str))
   tables.write_text_atomically(path_md, tables.summary_table(flat_scalars(clean)) + "\n")
 
 
-OK, DIVERGED = "ok", "diverged"
 # Fields that may change between a run and its resumption (they do not change the trajectory).
 RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "checkpoint_every",
                      "max_to_keep", "picture_every", "tensorboard_every", "eval_samples",
@@ -279,7 +279,7 @@ class Recorder:
   def __init__(self, config, workdir: str, resume_step: int = 0, draw=None):
     self.config, self.workdir, self.draw = config, workdir, draw
     self.log = MetricsLog(workdir, resume_step, config.tensorboard_every)
-    self.status, self.diverged_at, self.last = OK, None, {}
+    self.status, self.diverged_at, self.last = Status.OK, None, {}
     if resume_step:  # the last metrics before the checkpoint, for the summary
       rows = read_metrics(workdir)
       if rows:
@@ -292,7 +292,7 @@ class Recorder:
     t = time.perf_counter()
     bad = first_bad_step(chunk_metrics, self.config.divergence_bound)
     if bad is not None:
-      self.status, self.diverged_at = DIVERGED, done + bad + 1
+      self.status, self.diverged_at = Status.DIVERGED, done + bad + 1
     n = len(next(iter(chunk_metrics.values())))
     rows = []
     for i in range(n if bad is None else bad + 1):

@@ -55,14 +55,11 @@ class Registry(Generic[T]):
       return o
     return add if obj is None else add(obj)
 
-  def get(self, name: str, key: str | None = None) -> T:
-    """Returns the entry for ``name``; raises ConfigError listing valid names."""
-    if not isinstance(name, str) or name not in self._entries:
-      where = f"{key}={name!r}" if key else repr(name)
-      raise ConfigError(
-          f"{where} is not a known {self.kind}; allowed: "
-          f"{', '.join(sorted(self._entries))}.")
-    return self._entries[name]
+  def get(self, name: str, key: str) -> T:
+    """The entry for ``name``; a ConfigError naming ``key`` and every valid name
+    (:func:`ebm_gan.errors.lookup`, the library's one name look-up)."""
+    with reported_as(None):
+      return errors.lookup(self._entries, name, key, self.kind)
 
   def names(self) -> list[str]:
     return sorted(self._entries)

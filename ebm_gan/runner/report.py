@@ -31,6 +31,7 @@ import numpy as np
 from ebm_gan.runner import pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
+from ebm_gan.runner.status import Status
 
 # Summary column → (table heading, scale). high_quality is a fraction; shown in %. "modes" is
 # the protocol's count (≥ 1 high-quality sample), "modes ≥ 20" the stricter one
@@ -147,7 +148,7 @@ def aggregate(rows: Sequence[dict], by_seed: bool = False) -> list[dict]:
   cell = _seed_by_seed if by_seed else _mean_std
   out = []
   for (method, dataset), members in groups.items():
-    ok = [m for m in members if m.get("status") == "ok"]
+    ok = [m for m in members if m.get("status") == Status.OK]
     line = {"method": method, "dataset": dataset, "seeds ok": f"{len(ok)}/{len(members)}"}
     if by_seed:
       line["seeds ok"] += " (" + ", ".join(m.get("seed", "?") for m in ok) + ")"
@@ -210,7 +211,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   segments before a resume (their record is missing).
   """
   found = [p for p in _provenances(sweep_dir, rows) if p]
-  notes = [f"Members: {len(rows)} ({sum(r.get('status') == 'ok' for r in rows)} ok); "
+  notes = [f"Members: {len(rows)} ({sum(r.get('status') == Status.OK for r in rows)} ok); "
            f"provenance read for {len(found)}."]
   if found:
     readers = {
@@ -233,7 +234,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   if group > 1:
     notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
                  "seeds as one program (the same for each of its members).")
-  if any(_partial_wall(r) for r in rows if r.get("status") == "ok"):
+  if any(_partial_wall(r) for r in rows if r.get("status") == Status.OK):
     notes.append(f"{PARTIAL_MARK.strip()}: some of these members were resumed from a "
                  "checkpoint without a record of the earlier segments' wall time; theirs "
                  "counts only from the resume.")

@@ -24,6 +24,7 @@ from ebm_gan.runner import distributed
 from ebm_gan.runner import record
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
+from ebm_gan.runner.status import Status
 
 PROCESSES = ".processes"  # in the sweep folder: one locked folder per live process
 CLAIM_WAIT_S = 600  # how long a process waits for process 0 to claim the sweep folder
@@ -132,7 +133,7 @@ def finish(workdir: str, groups: list, names: list[str], rows: list, row_of) -> 
         f"its members {shown} are not done; the members done are kept. Start its command (this "
         f"one with --config.parallel.process_id={by.split(',')[0]}) to finish them.")
   for i in waiting:
-    rows[i] = row_of(i, {"status": "running", "error": f"running in process {owner[i]}"})
+    rows[i] = row_of(i, {"status": Status.RUNNING, "error": f"running in process {owner[i]}"})
   return rows
 
 
@@ -149,4 +150,4 @@ def _summary(folder: str) -> dict | None:
     return None
   start = max([i for i, line in enumerate(lines) if line.startswith("Traceback")], default=-1)
   error = next((line for line in lines[start + 1:] if line and not line[0].isspace()), "failed")
-  return {"status": "failed", "error": " ".join(error.split())[:200]}
+  return {"status": Status.FAILED, "error": " ".join(error.split())[:200]}

@@ -39,8 +39,8 @@ from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.checkpoint import StorageError
 from ebm_gan.runner.registry import ConfigError
+from ebm_gan.runner.status import Status, worst
 
-OK, DIVERGED, FAILED = "ok", "diverged", "failed"
 MAX_MEMBERS = 10_000  # a larger sweep is refused before its members are built
 Member = list  # [(key, value)]
 
@@ -232,7 +232,7 @@ def table_row(name: str, overrides: Member, summary: dict) -> dict:
   row = {"member": name}
   row.update({k: tables.text(v) if not isinstance(v, str) else v for k, v in overrides})
   flat = record.flat_scalars(summary)
-  row["status"] = flat.pop("status", OK)  # a program that returned has run
+  row["status"] = flat.pop("status", Status.OK)  # a program that returned has run
   row["wall_s"] = flat.pop("wall_s", None)
   row.update(flat)
   return row
@@ -248,7 +248,7 @@ def _failed(e: BaseException, workdir: str | None, wall_s: float) -> dict:
   except OSError:
     pass
   msg = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-  return {"status": FAILED, "wall_s": wall_s, "error": msg}
+  return {"status": Status.FAILED, "wall_s": wall_s, "error": msg}
 
 
 def plan(programs: Sequence, built: Sequence) -> list[list[int]]:
@@ -311,7 +311,7 @@ def run_members(members: list[Member], programs: Sequence, built: Sequence, work
   if sharing:
     rows = shared_sweep.finish(workdir, groups, names, rows,
                                lambda i, s: table_row(names[i], members[i], s))
-    if all(r["status"] != "running" for r in rows):
+    if all(r["status"] != Status.RUNNING for r in rows):
       write_table(workdir, rows)
   return rows
 
@@ -360,9 +360,8 @@ def _run_one(program, built, folder: str, claims: workdir_lib.MemberClaims, i: i
 
 
 def exit_status(rows: list[dict]) -> str:
-  """'failed' if any member failed, else 'diverged' if any diverged, else 'ok'."""
-  statuses = {r["status"] for r in rows}
-  return FAILED if FAILED in statuses else DIVERGED if DIVERGED in statuses else OK
+  """The sweep's status: :func:`ebm_gan.runner.status.worst` of its members'."""
+  return worst(r["status"] for r in rows)
 
 
 def describe(members: list[Member]) -> str:

@@ -43,7 +43,7 @@ def test_entropy_compare_config_covers_every_estimator_and_setting():
   every sweep member resolves and builds (the flow member with the flow generator)."""
   config = entropy_compare.get_config()
   for name in runner_config.ENTROPY_ESTIMATORS.names():
-    fields = {f.name for f in dataclasses.fields(runner_config.ENTROPY_ESTIMATORS.get(name))}
+    fields = {f.name for f in dataclasses.fields(runner_config.ENTROPY_ESTIMATORS.get(name, key="entropy.name"))}
     assert set(config.entropy[name].keys()) == fields, name
   members = []
   entropy_compare.sweep(lambda **overrides: members.append(list(overrides.items())))
@@ -52,7 +52,8 @@ def test_entropy_compare_config_covers_every_estimator_and_setting():
   for member in members:
     exp = runner_config.build(cli.resolve_config(path, member))
     assert isinstance(exp.game.entropy,
-                      runner_config.ENTROPY_ESTIMATORS.get(dict(member)["entropy.name"]))
+                      runner_config.ENTROPY_ESTIMATORS.get(dict(member)["entropy.name"],
+                                                           key="entropy.name"))
   flow_member = next(m for m in members if dict(m)["entropy.name"] == "flow")
   assert isinstance(runner_config.build(cli.resolve_config(path, flow_member)).game.generator,
                     flows.CouplingFlow)

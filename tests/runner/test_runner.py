@@ -121,7 +121,7 @@ def test_registry_refuses_unknown_names_and_lists_valid_ones():
   r = Registry("widget")
   r.register("a", 1)
   r.register("b", 2)
-  assert r.get("a") == 1 and list(r) == ["a", "b"] and "b" in r
+  assert r.get("a", key="thing") == 1 and list(r) == ["a", "b"] and "b" in r
   with pytest.raises(ConfigError, match=r"thing='c' is not a known widget; allowed: a, b\."):
     r.get("c", key="thing")
   with pytest.raises(ValueError, match="registered twice"):

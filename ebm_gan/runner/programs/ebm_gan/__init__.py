@@ -51,6 +51,7 @@ from ebm_gan.runner import record
 from ebm_gan.runner import tables
 from ebm_gan.runner.programs.ebm_gan import trainables
 from ebm_gan.runner.registry import ConfigError
+from ebm_gan.runner.status import Status
 
 VMAP_KEYS = ("seed", "optimizer.lr", "optimizer.critic_lr")
 # Host-side settings each member's Recorder reads from its own config: free to differ too.
@@ -168,7 +169,7 @@ class Evaluator:
     recorder.close()
     summary = {"status": recorder.status, "steps_done": int(state.step),
                "diverged_at": recorder.diverged_at, **timings, **recorder.log.recovery}
-    if recorder.status == record.OK:
+    if recorder.status == Status.OK:
       summary.update(recorder.last)
     params = state.params if state.ema is None else state.ema
     samples, found = self.distribution_metrics(params)

@@ -34,6 +34,7 @@ from ebm_gan.runner.programs.toy_games import pictures
 from ebm_gan.runner import record
 from ebm_gan.runner import tables
 from ebm_gan.runner.registry import ConfigError, Registry, check_positive, reported_as
+from ebm_gan.runner.status import Status
 
 MATRICES = ("identity", "random", "given")
 SMOKE = dict(num_steps=300, num_seeds=2)
@@ -257,7 +258,7 @@ def run(plan: Plan, workdir: str, progress: bool = True) -> dict:
   if progress:
     with open(md_path) as f:
       print(f.read())
-  summary = dict(status="ok", num_runs=len(run_rows), num_steps=config.num_steps,
+  summary = dict(status=Status.OK, num_runs=len(run_rows), num_steps=config.num_steps,
                  seconds=round(seconds, 3), table=md_path, csv=csv_path, runs_csv=runs_path,
                  plots=plots, rows=rows)
   record.write_summary(workdir, {k: v for k, v in summary.items() if k != "rows"})
