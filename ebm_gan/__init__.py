@@ -27,7 +27,7 @@ from ebm_gan import schemes
 from ebm_gan import train
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
-from ebm_gan.game import EBMGame, GANGame, Game, joint_directions, player_losses
+from ebm_gan.game import EBMGame, GANGame, Game, check_game, joint_directions, player_losses
 from ebm_gan.train import TrainState, init_state, make_chunk, make_train_step
 
 __version__ = "0.1.0"

@@ -62,6 +62,29 @@ class Game(Protocol):
   def summarise(self, value: dict) -> dict: ...
 
 
+_ATTRIBUTES = ("players", "critics", "latent_dim", "has_energy")
+_METHODS = ("init", "sample", "critic_fn", "losses", "value_and_directions", "summarise")
+
+
+def check_game(game, needs: tuple[str, ...] = _ATTRIBUTES + _METHODS, by: str = "") -> None:
+  """Raises one ``TypeError`` naming every member of :class:`Game` in ``needs`` that ``game``
+  lacks (``by``: who needs them, for the message).
+
+  The train step, the schemes and the runner use these members deep inside traced code,
+  where a missing one would surface as an ``AttributeError`` far from its cause; each entry
+  point checks what it uses first (docs/theory.md §8): the train step ``players``,
+  ``critics`` and ``value_and_directions``; :func:`ebm_gan.train.init_state` ``players`` and
+  ``init``; :func:`player_losses` ``players`` and ``losses``.
+  """
+  missing = [m if m in _ATTRIBUTES else f"{m}()" for m in needs
+             if not (hasattr(game, m) if m in _ATTRIBUTES else callable(getattr(game, m, None)))]
+  if missing:
+    raise TypeError(
+        f"{type(game).__name__} lacks {', '.join(missing)}{f', needed by {by}' if by else ''}. "
+        f"A game (the protocol ebm_gan.game.Game) has the attributes {', '.join(_ATTRIBUTES)} "
+        f"and the methods {', '.join(m + '()' for m in _METHODS)}.")
+
+
 def player_losses(game: Game, penalty_scale=1.0) -> dict[str, Callable]:
   """Each player's loss as a pure function ``(params, batch, key) -> (loss, aux)``.
 
@@ -71,6 +94,8 @@ def player_losses(game: Game, penalty_scale=1.0) -> dict[str, Callable]:
   checks the two agree). Add a term to one and differentiate it in your own code; the
   generator's sample is drawn inside each function, from ``key`` as the game draws it.
   """
+  check_game(game, ("players", "losses"), "ebm_gan.player_losses")
+
   def make(player):
     def loss(params, batch, key):
       losses, shared = game.losses(batch, key, penalty_scale)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ebm_gan import game as game_lib
 from ebm_gan import optim
 from ebm_gan import parallel
 from ebm_gan import schemes
@@ -57,6 +58,7 @@ def init_state(game, tx, key: jax.Array, x_example: jax.Array, ema: bool = False
     x_example: a data batch [B, ...] fixing shapes.
     ema: keep a moving average of the parameters (it starts at the initial ones).
   """
+  game_lib.check_game(game, ("players", "init"), "ebm_gan.train.init_state")
   txs = optim.player_transforms(tx, game.players)
   init_key, run_key = jax.random.split(key)
   params = game.init(init_key, x_example)
@@ -114,8 +116,12 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     critics' at θ_t, the generator's after the critic steps), so that a sub-step
     computes only what its moving players need.
   """
+  game_lib.check_game(game, ("players", "critics", "value_and_directions"),
+                     "ebm_gan.train.make_train_step")
   txs = optim.player_transforms(tx, game.players)
   restrict = _takes_players(game.value_and_directions)
+  if restrict and scheme == "alternating":
+    game_lib.check_game(game, ("summarise",), "an alternating step of a game taking players=")
 
   def step(state: TrainState, batch: jax.Array):
     key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_STREAM), state.step)

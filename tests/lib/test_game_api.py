@@ -112,3 +112,29 @@ def test_the_runner_tells_an_energy_from_a_logit_by_the_protocol():
     critic = g.players[0]  # energy / discriminator
     want = getattr(g, critic).apply(params[critic], x)
     chex.assert_trees_all_close(g.critic_fn(params)(x), want)
+
+
+class _OnlyDirections:
+  """A user's game with the train step's members alone: no init, losses, sample, critic_fn."""
+  players, critics = ("x", "y"), ("y",)
+
+  def value_and_directions(self, params, batch, key):
+    return {}, {"x": params["x"], "y": -params["y"]}
+
+
+def test_a_game_lacking_a_protocol_member_is_named_at_the_entry_point():
+  from ebm_gan import optim, train  # pylint: disable=g-import-not-at-top
+  g, tx = _OnlyDirections(), optim.gda(0.1)
+  train.make_train_step(g, tx)  # what the step uses is there: accepted
+  with pytest.raises(TypeError, match=r"_OnlyDirections lacks init\(\), needed by "
+                                      r"ebm_gan\.train\.init_state\. A game"):
+    train.init_state(g, tx, jax.random.PRNGKey(0), jnp.zeros((4, 2)))
+  with pytest.raises(TypeError, match=r"lacks losses\(\), needed by ebm_gan\.player_losses"):
+    game.player_losses(g)
+  with pytest.raises(TypeError, match=r"lacks latent_dim, has_energy, init\(\), sample\(\), "
+                                      r"critic_fn\(\), losses\(\), summarise\(\)\. A game"):
+    game.check_game(g)
+  no_step = type("NoStep", (), {"players": ("x",), "critics": ()})()
+  with pytest.raises(TypeError, match=r"NoStep lacks value_and_directions\(\), needed by "
+                                      r"ebm_gan\.train\.make_train_step"):
+    train.make_train_step(no_step, tx)
