@@ -15,11 +15,9 @@ sample puts ``k`` (= 3) independently drawn base images in the channels; its lab
 Drawn by k index draws inside the jitted program, never materialised.
 
 Large arrays and jit: a function that closes over an array embeds it in the compiled
-program as a constant. Measured on this project's 2-core CPU (jax 0.10.2, a 10-step
-scan drawing batches of 64): MNIST-sized uint8 (47 MB) as a closure constant gave
-94 MB of HLO text and compiled in 6.7–9.0 s (0.53 GB peak memory), CIFAR-10-sized
-(154 MB) 307 MB of HLO and 30 s (1.3 GB); passed as a jit argument, 1.3–2.9 s and
-2.2 s. So :meth:`ImageDataset.sample` (the closure form) is for small sets such as
+program as a constant, which for an MNIST-sized array multiplies the program's size and
+compile time (measured: BUILD.md, Datasets). So :meth:`ImageDataset.sample` (the closure
+form) is for small sets such as
 :func:`digits` (115 KB), and for large ones the program takes :meth:`ImageDataset.arrays`
 as an argument and builds its sampler with :meth:`ImageDataset.sampler` inside the
 traced function (see that method).

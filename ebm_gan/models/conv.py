@@ -70,8 +70,8 @@ def flat_lecun_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -
   The numbers are drawn as one flat vector and reshaped. With jax's partitionable threefry
   (the default) a draw's bits depend only on each element's linear index, so they are the
   numbers ``lecun_normal()(key, shape)`` gives; but XLA:CPU compiles a 4-D draw several times
-  slower (a 3×3×3×16 kernel: 4.7 s against 0.6 s flat, jax 0.10), and a conv player's
-  initialisation is otherwise most of a small image run's start-up.
+  slower than a flat one (BUILD.md, Benchmarks), and a conv player's initialisation is
+  otherwise most of a small image run's start-up.
   """
   fan_in = 1
   for d in shape[:-1]:

@@ -26,8 +26,8 @@ def _summary_writer_class():
   """tensorboardX's ``SummaryWriter``, imported without importing PyTorch.
 
   tensorboardX imports torch at import time wherever it is installed (the ``bench`` extra
-  installs it), only to accept torch tensors, which the runner never passes: 4.6 s of every
-  launch on this project's machine, against 0.6 s without. A ``None`` entry in
+  installs it), only to accept torch tensors, which the runner never passes (what that costs
+  a launch: BUILD.md, Dependencies and why). A ``None`` entry in
   ``sys.modules`` makes ``import torch`` fail with ImportError for that import only, the
   fallback tensorboardX has for machines without torch; the entry is removed at once, so a
   later ``import torch`` works. If torch is already imported, nothing is blocked.

@@ -8,8 +8,7 @@ modes 100·d₁ + 10·d₂ + d₃ are covered and KL(mode histogram ‖ uniform)
 ~/.cache/ebm_gan/classifiers), plus MMD² to the held-out digits; writes samples.png (a
 grid of samples), data.png and the summary.
 
-Launch (about 4 minutes for one seed on 2 quiet CPU cores, 3000 steps; results/images.md has
-the measured result):
+Launch (3000 steps; the wall time and the measured result: results/images.md):
 
   python -m experiments.run --config experiments/configs/stacked_digits.py
 
