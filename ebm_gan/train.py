@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ebm_gan import game as game_lib
+from ebm_gan import protocol
 from ebm_gan import optim
 from ebm_gan import parallel
 from ebm_gan import schemes
@@ -58,7 +58,7 @@ def init_state(game, tx, key: jax.Array, x_example: jax.Array, ema: bool = False
     x_example: a data batch [B, ...] fixing shapes.
     ema: keep a moving average of the parameters (it starts at the initial ones).
   """
-  game_lib.check_game(game, ("players", "init"), "ebm_gan.train.init_state")
+  protocol.check_game(game, ("players", "init"), "ebm_gan.train.init_state")
   txs = optim.player_transforms(tx, game.players)
   init_key, run_key = jax.random.split(key)
   params = game.init(init_key, x_example)
@@ -116,12 +116,12 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     critics' at θ_t, the generator's after the critic steps), so that a sub-step
     computes only what its moving players need.
   """
-  game_lib.check_game(game, ("players", "critics", "value_and_directions"),
+  protocol.check_game(game, ("players", "critics", "value_and_directions"),
                      "ebm_gan.train.make_train_step")
   txs = optim.player_transforms(tx, game.players)
   restrict = _takes_players(game.value_and_directions)
   if restrict and scheme == "alternating":
-    game_lib.check_game(game, ("summarise",), "an alternating step of a game taking players=")
+    protocol.check_game(game, ("summarise",), "an alternating step of a game taking players=")
 
   def step(state: TrainState, batch: jax.Array):
     key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_STREAM), state.step)
@@ -129,18 +129,7 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
     options = {} if penalty_schedule is None else {"penalty_scale": penalty_schedule(state.step)}
-
-    def directions_fn(params, k, players=None):
-      if players is not None:  # an alternating sub-step: only the moving players' losses
-        options_now = dict(options, players=players)
-      else:
-        options_now = options
-      value, directions = game.value_and_directions(params, batch, k, **options_now)
-      if axis_name is not None:
-        value, directions = jax.lax.pmean((value, directions), axis_name)
-      value = dict(value, **{f"grad_norm/{p}": _l2(d) for p, d in directions.items()})
-      return directions, value
-
+    directions_fn = _directions_fn(game, batch, options, axis_name)
     update = schemes.make_update(directions_fn, txs, scheme, critics=game.critics,
                                  critic_steps=critic_steps, restrict_players=restrict)
     params, opt_states, metrics, updates = update(state.params, state.opt_states, key)
@@ -154,6 +143,20 @@ def make_train_step(game, tx, scheme: str = "simultaneous", *, critic_steps: int
     return new_state, metrics
 
   return step
+
+
+def _directions_fn(game, batch, options: dict, axis_name: str | None):
+  """``(params, key, players=None) -> (directions, value)`` for :mod:`ebm_gan.schemes`: the
+  game's directions on ``batch`` (averaged over ``axis_name``), with each one's norm in the
+  value; ``players`` (an alternating sub-step) asks for the moving players' losses only."""
+  def directions_fn(params, k, players=None):
+    now = options if players is None else dict(options, players=players)
+    value, directions = game.value_and_directions(params, batch, k, **now)
+    if axis_name is not None:
+      value, directions = jax.lax.pmean((value, directions), axis_name)
+    value = dict(value, **{f"grad_norm/{p}": _l2(d) for p, d in directions.items()})
+    return directions, value
+  return directions_fn
 
 
 def _takes_players(value_and_directions) -> bool:

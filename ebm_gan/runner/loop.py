@@ -177,6 +177,15 @@ def _save_on_interrupt(ckpt, clock, done: int, saved: int, states, diverged_at) 
   return ckpt.latest_step() or 0
 
 
+def _record(trainable, recorders, metrics, done: int, diverged_at: np.ndarray) -> None:
+  """Hands each live member its chunk's metrics; a member that diverged at chunk step b gets
+  ``diverged_at = done + b + 1`` (in place)."""
+  for i in np.flatnonzero(diverged_at < 0):
+    bad = recorders[i].record(done, trainable.member(metrics, i))
+    if bad is not None:
+      diverged_at[i] = done + bad + 1
+
+
 def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
           recorders: list[Recorder], ckpt: checkpoint.Checkpoints, config,
           progress: bool = True, desc: str | None = None):
@@ -209,10 +218,7 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
       if not first:  # the first chunk also pays for transfers and warm-up
         steady_s, steady_steps = steady_s + time.perf_counter() - t, steady_steps + n
       first = False
-      for i in np.flatnonzero(diverged_at < 0):
-        bad = recorders[i].record(done, trainable.member(metrics, i))
-        if bad is not None:
-          diverged_at[i] = done + bad + 1
+      _record(trainable, recorders, metrics, done, diverged_at)
       if not (diverged_at < 0).any():
         bar.update(int(diverged_at.max() - done))
         break  # keep `states`: every member's last parameters before this chunk
@@ -234,14 +240,18 @@ def train(trainable: Trainable, states, diverged_at: np.ndarray, start: int,
   finally:
     bar.close()
     ckpt.close()
-  timed = steady_steps >= MIN_TIMED_STEPS and steady_s >= MIN_TIMED_S
   timings = {"resumed_from": start, "wall_s": clock.total(), "wall_s_from_step": clock.from_step,
              "segment_wall_s": clock.segment(), "compile_s": compile_s, "checkpoint_s": ckpt_s,
-             "steps_per_s": steady_steps / steady_s if timed else None}
-  if not timed:
-    timings["steps_per_s_not_measured"] = (
-        f"only {steady_steps} steps in {steady_s:.2f} s timed (needs {MIN_TIMED_STEPS}, "
-        f"{MIN_TIMED_S:g} s)")
+             **_throughput(steady_steps, steady_s)}
   if trainable.mapped:
     timings["vectorised_with"] = trainable.size
   return states, timings
+
+
+def _throughput(steps: int, seconds: float) -> dict:
+  """``steps_per_s`` when enough steps were timed, else None and the reason."""
+  if steps >= MIN_TIMED_STEPS and seconds >= MIN_TIMED_S:
+    return {"steps_per_s": steps / seconds}
+  return {"steps_per_s": None, "steps_per_s_not_measured": (
+      f"only {steps} steps in {seconds:.2f} s timed (needs {MIN_TIMED_STEPS}, "
+      f"{MIN_TIMED_S:g} s)")}
