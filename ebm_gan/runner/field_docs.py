@@ -31,6 +31,8 @@ EBM_GAN = {
     "model.latent_dim": "dimension of the generator's latent z ~ N(0, I)",
     "model.flow_layers": "affine coupling layers of model.generator=flow",
     "model.conv_width": "conv models: channels of the first conv, doubled per halving",
+    "model.critic_conv_width": "the conv energy's (or discriminator's) width; None: conv_width",
+    "model.generator_conv_width": "the conv generator's width; None: conv_width",
     "model.normalisation": "conv models: none, or an exact spectral norm on every layer",
     "entropy.name": "the estimator of the generator's entropy H(q_f) in L2",
     "entropy.weight": "λ on the entropy term in the generator's loss (1: the seed's L2; 0: none)",

@@ -68,6 +68,8 @@ def shrink_images(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.steps_per_dispatch = min(c.steps_per_dispatch, 2)
     c.batch_size = min(c.batch_size, 16)
     c.model.conv_width = 4
+    c.model.critic_conv_width = None       # both players at conv_width
+    c.model.generator_conv_width = None
     c.model.latent_dim = 4
     c.entropy.mi.hidden = (8,)
     c.entropy.noisy.proposal_hidden = (8,)
