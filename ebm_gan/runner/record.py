@@ -164,6 +164,11 @@ RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "ch
                      "divergence_bound", "log_every", "evaluation.mcmc_steps",
                      "evaluation.mcmc_step_size", "evaluation.entropy_samples")
 
+# Fields added after run folders existed, with the value that keeps the earlier behaviour: at
+# that value they are left out of the run's fingerprint, and a config.json without them (an
+# earlier run's) reads as having them at that value, so earlier runs resume and re-evaluate.
+ADDED_FIELDS = {"model.critic_conv_width": None, "model.generator_conv_width": None}
+
 
 def flatten_config(config) -> dict:
   """``{'a.b': value}`` for every field of a ConfigDict (lists as tuples), as saved in JSON."""
