@@ -1,5 +1,6 @@
 """The conv players' config fields: each player's own width (model.critic_conv_width,
-model.generator_conv_width), checked, counted by the size limits, and built as set."""
+model.generator_conv_width) and the generator's normalisation (model.generator_normalisation),
+checked, counted by the size limits, and built as set."""
 
 import math
 import os
@@ -57,8 +58,36 @@ def test_unset_widths_are_conv_width_and_the_limits_count_the_built_parameters()
   assert shapes["generator"]["params"] == _generator(6)
   config, shapes = _shapes("model.critic_conv_width=32", "model.generator_conv_width=8")
   # The size limits' estimate is exactly the parameters the two players initialise.
-  count = sum(math.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
-  assert sum(p for _, p, _ in limits._networks(config, (8, 8, 3))) == count  # pylint: disable=protected-access
+  assert _estimate(config) == _count(shapes)
+
+
+def _count(shapes):
+  return sum(math.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
+
+
+def _estimate(config):
+  return sum(p for _, p, _ in limits._networks(config, (8, 8, 3)))  # pylint: disable=protected-access
+
+
+def test_generator_normalisation_group_adds_group_norms_to_the_generator_only():
+  """stacked_digits' generator (width 16): GroupNorm of its 4·4·32 dense map and of its 16-channel
+  hidden conv (γ and β per channel); the energy is unchanged; the limits count them."""
+  config, shapes = _shapes("model.generator_normalisation=group")
+  generator = shapes["generator"]["params"]
+  assert generator == {**_generator(16), "GroupNorm_0": {"scale": (32,), "bias": (32,)},
+                       "GroupNorm_1": {"scale": (16,), "bias": (16,)}}
+  assert shapes["energy"]["params"] == _critic(16)
+  assert _estimate(config) == _count(shapes)
+  _, shapes = _shapes()  # the default, 'none': no GroupNorm
+  assert shapes["generator"]["params"] == _generator(16)
+
+
+def test_an_unknown_generator_normalisation_exits_2(capsys):
+  status = cli.main(["--config", STACKED, "--config.model.generator_normalisation=batch",
+                     "--dry-run"], STACKED)
+  assert status == 2
+  err = capsys.readouterr().err
+  assert "model.generator_normalisation" in err and "'batch'" in err and "group, none" in err, err
 
 
 @pytest.mark.parametrize("key", ["model.critic_conv_width", "model.generator_conv_width"])

@@ -215,14 +215,15 @@ def test_two_concurrent_runs_the_second_refused_the_first_intact(tmp_path):
 
 
 def test_fields_added_later_keep_earlier_runs_identity_at_their_old_behaviour(tmp_path):
-  """A run folder from before model.critic_conv_width / generator_conv_width existed: its
-  marker's fingerprint and its config.json lack them. At None (= model.conv_width, the earlier
-  behaviour) the run is the same one, claimed and resumed; at a width it is another run."""
+  """A run folder from before model.critic_conv_width / generator_conv_width and
+  model.generator_normalisation existed: its marker's fingerprint and its config.json lack
+  them. At None (= model.conv_width) and 'none', the earlier behaviour, the run is the same
+  one, claimed and resumed; at a width, or with group norm, it is another run."""
   from ebm_gan.runner import record  # pylint: disable=g-import-not-at-top
   config = cli.resolve_config(DEFAULT, [("seed", 4)])
   flat = record.flatten_config(config)
   earlier = {k: v for k, v in flat.items() if k not in record.ADDED_FIELDS}
-  assert len(earlier) == len(flat) - 2
+  assert len(earlier) == len(flat) - 3
   assert workdir_lib.fingerprint(earlier) == workdir_lib.fingerprint(flat)
   path = tmp_path / "earlier"
   path.mkdir()
@@ -234,6 +235,6 @@ def test_fields_added_later_keep_earlier_runs_identity_at_their_old_behaviour(tm
   record.check_resumable(str(path), config)
   with pytest.raises(ConfigError, match="model.critic_conv_width: None -> 8"):
     workdir_lib.check(str(path), _identity("seed=4", "model.critic_conv_width=8"))
-  config.model.critic_conv_width = 8
-  with pytest.raises(ConfigError, match="model.critic_conv_width"):
+  config.model.generator_normalisation = "group"
+  with pytest.raises(ConfigError, match="model.generator_normalisation: 'none' -> 'group'"):
     record.check_resumable(str(path), config)

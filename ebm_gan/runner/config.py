@@ -25,8 +25,9 @@ from ebm_gan import data as data_lib
 from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner import limits
-from ebm_gan.runner.model_config import (ACTIVATIONS, ENERGIES, GENERATORS, IMAGE_MODELS,
-                                         NORMALISATIONS, build_models, check_conv_fields)
+from ebm_gan.runner.model_config import (ACTIVATIONS, ENERGIES, GENERATOR_NORMALISATIONS,
+                                         GENERATORS, IMAGE_MODELS, NORMALISATIONS, build_models,
+                                         check_conv_fields)
 from ebm_gan.runner import runner_fields
 from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_non_negative,
                                      check_positive, reported_as)
@@ -313,8 +314,8 @@ def ignored_keys(config) -> dict:
              else dict.fromkeys(ebm_only, f"game={config.game!r}"))
   if "conv" not in (config.model.energy, config.model.generator):
     out.update(dict.fromkeys(("model.conv_width", "model.critic_conv_width",
-                              "model.generator_conv_width", "model.normalisation"),
-                             "no conv model"))
+                              "model.generator_conv_width", "model.normalisation",
+                              "model.generator_normalisation"), "no conv model"))
   elif None not in (config.model.critic_conv_width, config.model.generator_conv_width):
     out["model.conv_width"] = "model.critic_conv_width and model.generator_conv_width are set"
   if DATASETS.get(config.dataset, key="dataset") is not None:  # a toy
@@ -344,6 +345,7 @@ def _check_invertible(generator) -> None:
 CHOICES = {
     "dataset": DATASETS, "game": GAMES, "gan_loss": GAN_LOSSES,
     "model.energy": ENERGIES, "model.generator": GENERATORS, "model.normalisation": NORMALISATIONS,
+    "model.generator_normalisation": GENERATOR_NORMALISATIONS,
     "dispatch": DISPATCHES, "parallel.estimators": ESTIMATOR_LAYOUTS,
     "optimizer.schedule": schedules.SCHEDULES, "penalty.schedule": schedules.SCHEDULES,
     "optimizer.ogda.first_step": optim.FIRST_STEPS, "entropy.score.activation": ACTIVATIONS,

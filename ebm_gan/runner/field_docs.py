@@ -34,6 +34,7 @@ EBM_GAN = {
     "model.critic_conv_width": "the conv energy's (or discriminator's) width; None: conv_width",
     "model.generator_conv_width": "the conv generator's width; None: conv_width",
     "model.normalisation": "conv models: none, or an exact spectral norm on every layer",
+    "model.generator_normalisation": "conv generator: none, or a (stateless) group norm of its hidden maps",
     "entropy.name": "the estimator of the generator's entropy H(q_f) in L2",
     "entropy.weight": "λ on the entropy term in the generator's loss (1: the seed's L2; 0: none)",
     "entropy.knn.k": "kNN: the k-th neighbour of Kozachenko–Leonenko (k < batch_size)",

@@ -78,17 +78,20 @@ def conv_energy_layers(shape, width: int) -> list[tuple[int, int]]:
   return layers + [(side * side * c + 1, 1)]
 
 
-def conv_generator_layers(shape, latent_dim: int, width: int) -> list[tuple[int, int]]:
+def conv_generator_layers(shape, latent_dim: int, width: int,
+                          group_norm: bool = False) -> list[tuple[int, int]]:
   """``(parameters, largest array per sample)`` of each layer of a ``ConvGenerator`` on
   images of ``shape``: a dense layer to (H/2ⁿ)² · width·2ⁿ, n (upsample ×2, conv3×3 halving
-  the channels) — the upsampled map counted — and a conv3×3 to C."""
+  the channels) — the upsampled map counted — and a conv3×3 to C; with ``group_norm``, each
+  hidden layer's C' output channels add a scale and a shift each (2C')."""
   side, _, channels = shape
   n = halvings(side)
   start, c = side // 2 ** n, width * 2 ** n
-  layers = [((latent_dim + 1) * start * start * c, start * start * c)]
+  norm = 2 if group_norm else 0
+  layers = [((latent_dim + 1) * start * start * c + norm * c, start * start * c)]
   for _ in range(n):
     start *= 2
-    layers.append((9 * c * (c // 2) + c // 2, start * start * c))
+    layers.append((9 * c * (c // 2) + c // 2 + norm * (c // 2), start * start * c))
     c //= 2
   return layers + [(9 * c * channels + channels, side * side * channels)]
 
@@ -116,7 +119,8 @@ def _networks(config, shape) -> list[tuple[str, int, int]]:
     nets = [_mlp("model.energy_hidden", [dim, *_widths(m.energy_hidden), 1])]
   if m.generator == "conv":
     key, width = conv_width(m, "generator")
-    layers = conv_generator_layers(shape, m.latent_dim, width)
+    layers = conv_generator_layers(shape, m.latent_dim, width,
+                                   group_norm=m.generator_normalisation == "group")
     dense = layers[0][0] > sum(p for p, _ in layers) / 2  # then the latent size dominates
     nets.append(_conv("model.latent_dim" if dense else key, layers))
   else:

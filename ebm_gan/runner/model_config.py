@@ -14,6 +14,8 @@ from ebm_gan.runner.registry import ConfigError, Registry, check_positive
 
 ACTIVATIONS = Registry("activation", models.ACTIVATIONS)
 NORMALISATIONS = Registry("normalisation", {n: n for n in models.NORMALISATIONS})
+GENERATOR_NORMALISATIONS = Registry(
+    "generator normalisation", {n: n for n in models.FEATURE_NORMALISATIONS})
 # The field that sets each conv player's width when it is not None (else model.conv_width).
 WIDTH_KEYS = {"critic": "model.critic_conv_width", "generator": "model.generator_conv_width"}
 
@@ -39,8 +41,9 @@ GENERATORS = Registry("generator model", {
     "flow": lambda m, s: models.CouplingFlow(data_dim=s[0], num_layers=int(m.flow_layers),
                                              hidden=tuple(m.generator_hidden),
                                              activation=m.generator_activation),
-    "conv": lambda m, s: models.ConvGenerator(tuple(s), m.latent_dim,
-                                              conv_width(m, "generator")[1], m.normalisation),
+    "conv": lambda m, s: models.ConvGenerator(
+        tuple(s), m.latent_dim, conv_width(m, "generator")[1], m.normalisation,
+        feature_normalisation=m.generator_normalisation),
 })
 # The models image datasets take (the others are refused by config.check_models_fit_data).
 IMAGE_MODELS = ("conv",)
@@ -58,7 +61,7 @@ def check_widths(value, key):
 
 def check_conv_fields(m) -> None:
   """The conv players' fields: widths (positive integers; the per-player ones may be None)
-  and the normalisation."""
+  and the two normalisation choices."""
   check_positive(m.conv_width, "model.conv_width", integer=True)
   for key in WIDTH_KEYS.values():
     value = m[key.split(".")[1]]
@@ -67,6 +70,7 @@ def check_conv_fields(m) -> None:
       raise ConfigError(f"{key}={value!r} is not allowed; expected a positive integer, or None "
                         f"(the default: model.conv_width, {m.conv_width!r}).")
   NORMALISATIONS.get(m.normalisation, key="model.normalisation")
+  GENERATOR_NORMALISATIONS.get(m.generator_normalisation, key="model.generator_normalisation")
 
 
 def build_models(m, data_shape):

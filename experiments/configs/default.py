@@ -61,6 +61,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.critic_conv_width = ml_collections.FieldReference(None, field_type=int)
   c.model.generator_conv_width = ml_collections.FieldReference(None, field_type=int)
   c.model.normalisation = "none"  # conv models: none | spectral
+  # The conv generator's hidden feature maps: none | group (stateless group norm; batch norm
+  # would need batch statistics, a mutable state the players' parameter pytrees do not carry).
+  c.model.generator_normalisation = "none"
 
   c.entropy = ml_collections.ConfigDict()
   c.entropy.name = "knn"          # knn | flow | jacobian | ssge | noisy | score | mi | none;
