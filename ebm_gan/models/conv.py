@@ -14,11 +14,16 @@ number of times H can be halved while staying even and ≥ 4: 8 → 4 (n = 1), 2
 (n = 2), 32 → 16 → 8 → 4 (n = 3).
 
 Normalisation ``'spectral'`` divides every kernel by its largest singular value
-(Miyato et al. 2018), computed exactly and statelessly (:func:`spectral_normalise`).
+(Miyato et al. 2018), computed exactly and statelessly (:func:`spectral_normalise`). The
+generator may also normalise its hidden feature maps, ``feature_normalisation='group'``
+(group normalisation, Wu & He 2018: statistics of each sample's own features, so no state;
+batch normalisation would need running batch statistics, a mutable collection the game's
+plain parameter pytrees do not carry).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import chex
@@ -29,6 +34,7 @@ import jax.numpy as jnp
 from ebm_gan.errors import InvalidArgumentError, check_positive
 
 NORMALISATIONS = ("none", "spectral")
+FEATURE_NORMALISATIONS = ("none", "group")
 
 
 def spectral_norm(kernel: jax.Array) -> jax.Array:
@@ -61,6 +67,17 @@ def _check_normalisation(normalisation):
   if normalisation not in NORMALISATIONS:
     raise InvalidArgumentError(f"normalisation={normalisation!r} is not allowed; "
                                f"allowed: {', '.join(NORMALISATIONS)}.")
+
+
+def group_count(channels: int, groups: int) -> int:
+  """G = gcd(C, groups): the most groups, at most ``groups``, that split C channels evenly."""
+  return math.gcd(channels, groups)
+
+
+def _check_feature_normalisation(name):
+  if name not in FEATURE_NORMALISATIONS:
+    raise InvalidArgumentError(f"feature_normalisation={name!r} is not allowed; "
+                               f"allowed: {', '.join(FEATURE_NORMALISATIONS)}.")
 
 
 def flat_lecun_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
@@ -169,33 +186,54 @@ class ConvEnergy(nn.Module):
 class ConvGenerator(nn.Module):
   """G_f(z) ∈ [−1, 1]^{H×W×C}: z[B, latent_dim] → x[B, H, W, C].
 
-  dense → reshape to (H/2ⁿ, H/2ⁿ, width·2ⁿ) → ReLU → [upsample×2 → conv3×3 (width·2^(n−1−i))
-  → ReLU] × n → conv3×3(C) → tanh, n = :func:`halvings` (H).
+  dense → reshape to (H/2ⁿ, H/2ⁿ, width·2ⁿ) → N → ReLU → [upsample×2 → conv3×3
+  (width·2^(n−1−i)) → N → ReLU] × n → conv3×3(C) → tanh, n = :func:`halvings` (H); N is the
+  identity, or with ``feature_normalisation='group'`` group normalisation of every hidden map
+  (not of the output): its C channels in G = gcd(C, groups) groups g of C/G channels, and for
+  each sample b
+
+      μ_bg = mean of h[b, y, x, c] over the positions y, x and the channels c ∈ g,
+      σ²_bg = the variance of the same values,
+      N(h)[b, y, x, c] = γ_c (h[b, y, x, c] − μ_bg) / √(σ²_bg + ε) + β_c   (ε = 10⁻⁶)
+
+  (flax's ``GroupNorm``; γ = 1, β = 0 at initialisation). Each sample is normalised by its own
+  statistics: no batch statistics, no state, the same output for a sample alone or in a batch.
 
   Attributes:
     image_shape: (H, W, C), H = W ≥ 4.
     latent_dim: dimension of z.
     width: channels of the last hidden feature map (doubled towards the input).
-    normalisation: ``'none'`` or ``'spectral'``.
+    normalisation: ``'none'`` or ``'spectral'`` (the kernels).
+    feature_normalisation: ``'none'`` or ``'group'`` (the hidden feature maps).
+    groups: at most this many groups per normalised map (G = gcd(C, groups)).
   """
   image_shape: tuple[int, int, int]
   latent_dim: int
   width: int = 64
   normalisation: str = "none"
+  feature_normalisation: str = "none"
+  groups: int = 8
 
   @nn.compact
   def __call__(self, z):
     side, _, channels = check_image_shape(self.image_shape)
     check_positive(self.width, "width", integer=True)
+    check_positive(self.groups, "groups", integer=True)
+    _check_feature_normalisation(self.feature_normalisation)
     chex.assert_shape(z, (None, self.latent_dim))
+
+    def normalise(h):
+      if self.feature_normalisation == "none":
+        return h
+      return nn.GroupNorm(num_groups=group_count(h.shape[-1], self.groups))(h)
     n = halvings(side)
     start, features = side // 2 ** n, self.width * 2 ** n
     h = NormalisedDense(start * start * features, self.normalisation)(z)
-    h = nn.relu(h.reshape(z.shape[0], start, start, features))
+    h = nn.relu(normalise(h.reshape(z.shape[0], start, start, features)))
     for i in range(n):
       h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)          # nearest ×2
-      h = nn.relu(NormalisedConv(self.width * 2 ** (n - 1 - i), 3, 1, self.normalisation)(h))
+      h = NormalisedConv(self.width * 2 ** (n - 1 - i), 3, 1, self.normalisation)(h)
+      h = nn.relu(normalise(h))
     x = jnp.tanh(NormalisedConv(channels, 3, 1, self.normalisation)(h))
     chex.assert_shape(x, (z.shape[0], side, side, channels))
     return x
-

@@ -164,6 +164,12 @@ RESUMABLE_CHANGES = ("parallel.coordinator", "parallel.process_id", "steps", "ch
                      "divergence_bound", "log_every", "evaluation.mcmc_steps",
                      "evaluation.mcmc_step_size", "evaluation.entropy_samples")
 
+# Fields added after run folders existed, with the value that keeps the earlier behaviour: at
+# that value they are left out of the run's fingerprint, and a config.json without them (an
+# earlier run's) reads as having them at that value, so earlier runs resume and re-evaluate.
+ADDED_FIELDS = {"model.critic_conv_width": None, "model.generator_conv_width": None,
+                "model.generator_normalisation": "none"}
+
 
 def flatten_config(config) -> dict:
   """``{'a.b': value}`` for every field of a ConfigDict (lists as tuples), as saved in JSON."""
@@ -192,6 +198,7 @@ def check_resumable(workdir: str, config) -> None:
     raise ConfigError(f"--workdir={workdir!r} holds a checkpoint but its config.json cannot be "
                       f"read ({e}); pass another --workdir.") from None
   new = flatten_config(config)
+  old.update({k: v for k, v in ADDED_FIELDS.items() if k in new and k not in old})
   decaying = [k for k in ("optimizer.schedule", "penalty.schedule")
               if old.get(k, "constant") != "constant"
               and not (k == "penalty.schedule" and old.get("penalty.name") == "none")]

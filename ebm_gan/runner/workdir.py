@@ -45,8 +45,11 @@ def expand(path: str) -> str:
 
 
 def trajectory_config(flat: dict) -> dict:
-  """The fields of a flattened config that define the trajectory (not RESUMABLE_CHANGES)."""
-  return {k: flat[k] for k in sorted(flat) if k not in record.RESUMABLE_CHANGES}
+  """The fields of a flattened config that define the trajectory (not RESUMABLE_CHANGES, nor
+  an ADDED_FIELDS field at the value it had before it was added)."""
+  added = record.ADDED_FIELDS
+  return {k: flat[k] for k in sorted(flat) if k not in record.RESUMABLE_CHANGES
+          and not (k in added and flat[k] == added[k])}
 
 
 def fingerprint(flat: dict) -> str:

@@ -56,7 +56,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.latent_dim = 2
   c.model.flow_layers = 4         # affine couplings of model.generator=flow (widths: generator_hidden)
   c.model.conv_width = 32         # conv models: channels of the first conv (doubled per halving)
+  # Each conv player's own width; None: model.conv_width. The critic's serves the energy and
+  # the GAN's discriminator.
+  c.model.critic_conv_width = ml_collections.FieldReference(None, field_type=int)
+  c.model.generator_conv_width = ml_collections.FieldReference(None, field_type=int)
   c.model.normalisation = "none"  # conv models: none | spectral
+  # The conv generator's hidden feature maps: none | group (stateless group norm; batch norm
+  # would need batch statistics, a mutable state the players' parameter pytrees do not carry).
+  c.model.generator_normalisation = "none"
 
   c.entropy = ml_collections.ConfigDict()
   c.entropy.name = "knn"          # knn | flow | jacobian | ssge | noisy | score | mi | none;

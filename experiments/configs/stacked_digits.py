@@ -65,8 +65,11 @@ def shrink_images(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.smoke:
     c.steps = min(c.steps, 4)
     c.steps_per_dispatch = min(c.steps_per_dispatch, 2)
+    c.log_every = min(c.log_every, c.steps)  # images_benchmark.py logs every 10th step
     c.batch_size = min(c.batch_size, 16)
     c.model.conv_width = 4
+    c.model.critic_conv_width = None       # both players at conv_width
+    c.model.generator_conv_width = None
     c.model.latent_dim = 4
     c.entropy.mi.hidden = (8,)
     c.entropy.noisy.proposal_hidden = (8,)

@@ -81,17 +81,22 @@ def test_toy_games_smoke_caps_an_explicit_num_steps():
 @pytest.mark.parametrize("shape, width, latent", [((8, 8, 1), 3, 5), ((8, 8, 3), 2, 4),
                                                   ((28, 28, 1), 2, 3), ((32, 32, 3), 4, 2),
                                                   ((4, 4, 1), 2, 2)])
-def test_conv_parameter_counts_are_exact(shape, width, latent):
-  """The closed-form counts equal the parameters Flax initialises for the conv players."""
+@pytest.mark.parametrize("group_norm", [False, True])
+def test_conv_parameter_counts_are_exact(shape, width, latent, group_norm):
+  """The closed-form counts equal the parameters Flax initialises for the conv players (the
+  generator with its hidden maps group-normalised or not)."""
   import jax  # pylint: disable=g-import-not-at-top
   from ebm_gan import models  # pylint: disable=g-import-not-at-top
   size = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
   energy = jax.eval_shape(models.ConvEnergy(width).init, jax.random.PRNGKey(0),
                           jax.ShapeDtypeStruct((1, *shape), "float32"))
-  generator = jax.eval_shape(models.ConvGenerator(shape, latent, width).init,
-                             jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, latent), "float32"))
+  feature = "group" if group_norm else "none"
+  generator = jax.eval_shape(
+      models.ConvGenerator(shape, latent, width, feature_normalisation=feature).init,
+      jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, latent), "float32"))
   assert sum(p for p, _ in limits.conv_energy_layers(shape, width)) == size(energy)
-  assert sum(p for p, _ in limits.conv_generator_layers(shape, latent, width)) == size(generator)
+  layers = limits.conv_generator_layers(shape, latent, width, group_norm)
+  assert sum(p for p, _ in layers) == size(generator)
 
 
 DIGITS = os.path.join(ROOT, "experiments", "configs", "digits.py")

@@ -212,3 +212,29 @@ def test_two_concurrent_runs_the_second_refused_the_first_intact(tmp_path):
   summary = json.load(open(os.path.join(path, "summary.json")))
   assert summary["steps_done"] == 3000
   assert json.load(open(os.path.join(path, "config.json")))["seed"] == 0
+
+
+def test_fields_added_later_keep_earlier_runs_identity_at_their_old_behaviour(tmp_path):
+  """A run folder from before model.critic_conv_width / generator_conv_width and
+  model.generator_normalisation existed: its marker's fingerprint and its config.json lack
+  them. At None (= model.conv_width) and 'none', the earlier behaviour, the run is the same
+  one, claimed and resumed; at a width, or with group norm, it is another run."""
+  from ebm_gan.runner import record  # pylint: disable=g-import-not-at-top
+  config = cli.resolve_config(DEFAULT, [("seed", 4)])
+  flat = record.flatten_config(config)
+  earlier = {k: v for k, v in flat.items() if k not in record.ADDED_FIELDS}
+  assert len(earlier) == len(flat) - 3
+  assert workdir_lib.fingerprint(earlier) == workdir_lib.fingerprint(flat)
+  path = tmp_path / "earlier"
+  path.mkdir()
+  marker = {"kind": "run", "program": "ebm_gan", "fingerprint": workdir_lib.fingerprint(earlier),
+            "config": workdir_lib.trajectory_config(earlier)}
+  (path / workdir_lib.MARKER).write_text(json.dumps(marker))
+  (path / "config.json").write_text(json.dumps(earlier))
+  workdir_lib.claim(str(path), _identity("seed=4")).release()
+  record.check_resumable(str(path), config)
+  with pytest.raises(ConfigError, match="model.critic_conv_width: None -> 8"):
+    workdir_lib.check(str(path), _identity("seed=4", "model.critic_conv_width=8"))
+  config.model.generator_normalisation = "group"
+  with pytest.raises(ConfigError, match="model.generator_normalisation: 'none' -> 'group'"):
+    record.check_resumable(str(path), config)

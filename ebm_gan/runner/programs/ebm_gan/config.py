@@ -26,6 +26,9 @@ from ebm_gan.data import toy
 from ebm_gan.errors import InvalidArgumentError
 from ebm_gan.runner.programs.ebm_gan import limits
 from ebm_gan.runner.programs.ebm_gan import runner_fields
+from ebm_gan.runner.programs.ebm_gan.model_config import (
+    ACTIVATIONS, ENERGIES, GENERATOR_NORMALISATIONS, GENERATORS, IMAGE_MODELS, NORMALISATIONS,
+    build_models, check_conv_fields)
 from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_non_negative,
                                      check_positive, reported_as)
 
@@ -34,7 +37,6 @@ from ebm_gan.runner.registry import (ConfigError, Registry, check_count, check_n
 DATASETS = Registry("dataset", {**toy.DATASETS, **{n: None for n in data_lib.IMAGE_DATASETS}})
 GAN_LOSSES = Registry("GAN loss", objectives.GAN_LOSSES)
 PENALTIES = Registry("gradient penalty", {"none": None, **objectives.PENALTIES})
-ACTIVATIONS = Registry("activation", models.ACTIVATIONS)
 OPTIMIZERS = Registry("optimizer", optim.OPTIMIZERS)
 SCHEMES = Registry("update scheme", schemes.SCHEMES)
 ENTROPY_ESTIMATORS = Registry("entropy estimator", {
@@ -43,28 +45,8 @@ ENTROPY_ESTIMATORS = Registry("entropy estimator", {
     "jacobian": entropy.JacobianEntropy, "ssge": entropy.SpectralStein,
     "score": entropy.DenoisingScore})
 
-# Factories ``(model_config, data_shape) -> flax module``: data_shape (2,) for the toys,
-# (H, W, C) for images.
-ENERGIES = Registry("energy model", {
-    "mlp": lambda m, s: models.MLPEnergy(tuple(m.energy_hidden), m.energy_activation),
-    "quadratic": lambda m, s: models.QuadraticEnergy(s[0]),
-    "conv": lambda m, s: models.ConvEnergy(m.conv_width, m.normalisation),
-})
-GENERATORS = Registry("generator model", {
-    "mlp": lambda m, s: models.MLPGenerator(s[0], m.latent_dim, tuple(m.generator_hidden),
-                                            m.generator_activation),
-    "affine": lambda m, s: models.AffineGenerator(s[0], m.latent_dim),
-    # latent_dim is data_dim, whatever the config says: a flow is a bijection.
-    "flow": lambda m, s: models.CouplingFlow(data_dim=s[0], num_layers=int(m.flow_layers),
-                                             hidden=tuple(m.generator_hidden),
-                                             activation=m.generator_activation),
-    "conv": lambda m, s: models.ConvGenerator(tuple(s), m.latent_dim, m.conv_width,
-                                              m.normalisation),
-})
-# What each kind of data allows (the others are refused by check_models_fit_data).
-IMAGE_MODELS = ("conv",)
+# What image data allow (the others are refused by check_models_fit_data).
 IMAGE_ESTIMATORS = ("none", "knn", "noisy", "mi")
-NORMALISATIONS = Registry("normalisation", {n: n for n in models.NORMALISATIONS})
 DISPATCHES = Registry("dispatch", {"auto": "auto", "scan": "scan", "per_step": "per_step"})
 # parallel.estimators: what a coupling estimator sees over several devices
 # (docs/theory.md §8, 'Several devices').
@@ -108,15 +90,6 @@ class Experiment:
   penalty_schedule: Any = None  # step -> factor of the penalty weight (None: constant)
 
 
-def _check_widths(value, key):
-  if isinstance(value, int):
-    value = (value,)
-  if not isinstance(value, (tuple, list)) or not value or not all(
-      isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in value):
-    raise ConfigError(f"{key}={value!r} is not allowed; expected a tuple of positive integers, "
-                      "e.g. (256, 256).")
-
-
 def build_entropy(cfg):
   """The estimator ``cfg.name`` from its own settings block ``cfg[cfg.name]``.
 
@@ -137,20 +110,6 @@ def build_entropy(cfg):
 def _hashable(value):
   # Config lists (ml_collections turns tuples into lists on override) → tuples.
   return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def build_models(m, data_shape=(DATA_DIM,)):
-  """The energy (or discriminator) and generator modules of the model block ``m`` for samples
-  of ``data_shape`` ((2,) for the toys, (H, W, C) for images)."""
-  _check_widths(m.energy_hidden, "model.energy_hidden")
-  _check_widths(m.generator_hidden, "model.generator_hidden")
-  ACTIVATIONS.get(m.energy_activation, key="model.energy_activation")
-  ACTIVATIONS.get(m.generator_activation, key="model.generator_activation")
-  check_positive(m.latent_dim, "model.latent_dim", integer=True)
-  check_positive(m.flow_layers, "model.flow_layers", integer=True)
-  critic = ENERGIES.get(m.energy, key="model.energy")(m, data_shape)
-  generator = GENERATORS.get(m.generator, key="model.generator")(m, data_shape)
-  return critic, generator
 
 
 def build_optimizer(config, players, lr=None, critic_lr=None):
@@ -325,8 +284,7 @@ def check_models_fit_data(config, shape) -> None:
       raise ConfigError(f"model.{key}={name!r} is not allowed with {what}; allowed there: "
                         f"{', '.join(allowed)}.")
   if "conv" in (m.energy, m.generator):
-    check_positive(m.conv_width, "model.conv_width", integer=True)
-    NORMALISATIONS.get(m.normalisation, key="model.normalisation")
+    check_conv_fields(m)
     with reported_as(None):
       models.conv.check_image_shape(shape, f"the image shape of dataset={config.dataset!r}")
   if not image:
@@ -355,7 +313,11 @@ def ignored_keys(config) -> dict:
   out.update({"gan_loss": "game='ebm'"} if config.game == "ebm"
              else dict.fromkeys(ebm_only, f"game={config.game!r}"))
   if "conv" not in (config.model.energy, config.model.generator):
-    out.update(dict.fromkeys(("model.conv_width", "model.normalisation"), "no conv model"))
+    out.update(dict.fromkeys(("model.conv_width", "model.critic_conv_width",
+                              "model.generator_conv_width", "model.normalisation",
+                              "model.generator_normalisation"), "no conv model"))
+  elif None not in (config.model.critic_conv_width, config.model.generator_conv_width):
+    out["model.conv_width"] = "model.critic_conv_width and model.generator_conv_width are set"
   if DATASETS.get(config.dataset, key="dataset") is not None:  # a toy
     out["data.dir"] = f"dataset={config.dataset!r}"
   else:
@@ -383,6 +345,7 @@ def _check_invertible(generator) -> None:
 CHOICES = {
     "dataset": DATASETS, "game": GAMES, "gan_loss": GAN_LOSSES,
     "model.energy": ENERGIES, "model.generator": GENERATORS, "model.normalisation": NORMALISATIONS,
+    "model.generator_normalisation": GENERATOR_NORMALISATIONS,
     "dispatch": DISPATCHES, "parallel.estimators": ESTIMATOR_LAYOUTS,
     "optimizer.schedule": schedules.SCHEDULES, "penalty.schedule": schedules.SCHEDULES,
     "optimizer.ogda.first_step": optim.FIRST_STEPS, "entropy.score.activation": ACTIVATIONS,

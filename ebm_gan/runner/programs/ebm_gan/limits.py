@@ -6,7 +6,8 @@ Three quantities of an 'ebm_gan' config are estimated from its fields alone
 * ``parameters``: the weights and biases of every network the config names — the
   energy ``[d, *model.energy_hidden, 1]``, the generator
   ``[model.latent_dim, *model.generator_hidden, d]`` (a flow's couplings use the
-  same widths, per layer), or the conv players of ``model.conv_width`` on the
+  same widths, per layer), or the conv players of ``model.critic_conv_width`` and
+  ``model.generator_conv_width`` (each ``model.conv_width`` when None) on the
   dataset's image shape (exactly as :mod:`ebm_gan.models.conv` builds them,
   :func:`conv_energy_layers`, :func:`conv_generator_layers`), and the entropy
   estimator's own networks when it is the chosen one (d: the data's dimension, 2
@@ -31,6 +32,7 @@ import math
 import os
 
 from ebm_gan.models.conv import halvings
+from ebm_gan.runner.programs.ebm_gan.model_config import conv_width
 from ebm_gan.runner.registry import ConfigError
 
 # name -> (default bound, environment variable that overrides it, what it counts)
@@ -76,17 +78,20 @@ def conv_energy_layers(shape, width: int) -> list[tuple[int, int]]:
   return layers + [(side * side * c + 1, 1)]
 
 
-def conv_generator_layers(shape, latent_dim: int, width: int) -> list[tuple[int, int]]:
+def conv_generator_layers(shape, latent_dim: int, width: int,
+                          group_norm: bool = False) -> list[tuple[int, int]]:
   """``(parameters, largest array per sample)`` of each layer of a ``ConvGenerator`` on
   images of ``shape``: a dense layer to (H/2ⁿ)² · width·2ⁿ, n (upsample ×2, conv3×3 halving
-  the channels) — the upsampled map counted — and a conv3×3 to C."""
+  the channels) — the upsampled map counted — and a conv3×3 to C; with ``group_norm``, each
+  hidden layer's C' output channels add a scale and a shift each (2C')."""
   side, _, channels = shape
   n = halvings(side)
   start, c = side // 2 ** n, width * 2 ** n
-  layers = [((latent_dim + 1) * start * start * c, start * start * c)]
+  norm = 2 if group_norm else 0
+  layers = [((latent_dim + 1) * start * start * c + norm * c, start * start * c)]
   for _ in range(n):
     start *= 2
-    layers.append((9 * c * (c // 2) + c // 2, start * start * c))
+    layers.append((9 * c * (c // 2) + c // 2 + norm * (c // 2), start * start * c))
     c //= 2
   return layers + [(9 * c * channels + channels, side * side * channels)]
 
@@ -108,13 +113,16 @@ def _networks(config, shape) -> list[tuple[str, int, int]]:
   (estimates for flows and estimators), for data of ``shape``."""
   m, dim = config.model, math.prod(shape)
   if m.energy == "conv":
-    nets = [_conv("model.conv_width", conv_energy_layers(shape, m.conv_width))]
+    key, width = conv_width(m, "critic")
+    nets = [_conv(key, conv_energy_layers(shape, width))]
   else:
     nets = [_mlp("model.energy_hidden", [dim, *_widths(m.energy_hidden), 1])]
   if m.generator == "conv":
-    layers = conv_generator_layers(shape, m.latent_dim, m.conv_width)
+    key, width = conv_width(m, "generator")
+    layers = conv_generator_layers(shape, m.latent_dim, width,
+                                   group_norm=m.generator_normalisation == "group")
     dense = layers[0][0] > sum(p for p, _ in layers) / 2  # then the latent size dominates
-    nets.append(_conv("model.latent_dim" if dense else "model.conv_width", layers))
+    nets.append(_conv("model.latent_dim" if dense else key, layers))
   else:
     gen = [m.latent_dim, *_widths(m.generator_hidden), dim]
     if m.generator == "flow":  # each coupling maps half the coordinates to a scale and a shift
