@@ -56,17 +56,21 @@ def test_unset_widths_are_conv_width_and_the_limits_count_the_built_parameters()
   assert config.model.critic_conv_width is None and config.model.generator_conv_width is None
   assert shapes["energy"]["params"] == _critic(6)
   assert shapes["generator"]["params"] == _generator(6)
-  config, shapes = _shapes("model.critic_conv_width=32", "model.generator_conv_width=8")
-  # The size limits' estimate is exactly the parameters the two players initialise.
-  assert _estimate(config) == _count(shapes)
+  # The size limits count the hand-written shapes above: 32 → (9·3·32+32) + (16·32·64+64) +
+  # (1024+1) = 34 753; 8 → 16·256+256 + 9·16·8+8 + 9·8·3+3 = 5 731; kNN has no third player.
+  assert _count(_critic(32)) + _count(_generator(8)) == 34_753 + 5_731
+  assert _limits_count("model.critic_conv_width=32", "model.generator_conv_width=8") == 40_484
 
 
 def _count(shapes):
   return sum(math.prod(s) for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
 
 
-def _estimate(config):
-  return sum(p for _, p, _ in limits._networks(config, (8, 8, 3)))  # pylint: disable=protected-access
+def _limits_count(*overrides):
+  """What the size limits count for stacked_digits with ``overrides``."""
+  config = cli.resolve_config(STACKED, [o.split("=", 1) for o in overrides])
+  game = cli.build(STACKED, config)[1].game
+  return limits.count(limits.parameter_shapes(game, (8, 8, 3)))
 
 
 def test_generator_normalisation_group_adds_group_norms_to_the_generator_only():
@@ -77,7 +81,8 @@ def test_generator_normalisation_group_adds_group_norms_to_the_generator_only():
   assert generator == {**_generator(16), "GroupNorm_0": {"scale": (32,), "bias": (32,)},
                        "GroupNorm_1": {"scale": (16,), "bias": (16,)}}
   assert shapes["energy"]["params"] == _critic(16)
-  assert _estimate(config) == _count(shapes)
+  assert _limits_count("model.generator_normalisation=group") == (
+      _count(_critic(16)) + _count(_generator(16)) + 2 * 32 + 2 * 16)
   _, shapes = _shapes()  # the default, 'none': no GroupNorm
   assert shapes["generator"]["params"] == _generator(16)
 

@@ -168,7 +168,7 @@ def build(config) -> Experiment:
     penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
-  limits.check(config, shape)  # sizes estimated from the (checked) widths, before any trace
+  limits.check(config, game, shape)  # measured on abstract shapes (jax.eval_shape): no compile
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
     _check_invertible(game.generator)
   o = config.optimizer
