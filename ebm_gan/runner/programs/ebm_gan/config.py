@@ -168,7 +168,6 @@ def build(config) -> Experiment:
     penalty_schedule = _penalty_schedule(config)
     penalty = penalty(config.penalty.weight)
   game = GAMES.get(config.game, key="game")(config, critic, generator, penalty)
-  limits.check(config, game, shape)  # measured on abstract shapes (jax.eval_shape): no compile
   if config.game == "ebm" and isinstance(game.entropy, entropy.Flow):
     _check_invertible(game.generator)
   o = config.optimizer
@@ -184,6 +183,9 @@ def build(config) -> Experiment:
   devices = runner_fields.devices(config, ESTIMATOR_LAYOUTS)
   _check_estimator_fits(config, game, shape, devices)
   _check_ema(o)
+  # Sizes measured on abstract shapes (jax.eval_shape): nothing compiles; after the checks
+  # above, so that what a game init refuses (a flow entropy's generator) is named first.
+  limits.check(config, game, shape)
   tx = build_optimizer(config, game.players)
   return Experiment(config, game, tx, dataset, devices=devices,
                     penalty_schedule=penalty_schedule)
