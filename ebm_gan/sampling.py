@@ -40,52 +40,65 @@ def latent_log_density(energy_fn: Callable[[jax.Array], jax.Array],
 
 
 def mala(log_density: LogDensity, z0: jax.Array, key: jax.Array, num_steps: int,
-         step_size: float) -> tuple[jax.Array, jax.Array]:
+         step_size: float, *, has_aux: bool = False):
   """``num_steps`` MALA transitions of every chain of ``z0[B, k]`` targeting π (docs/theory.md (11.2)).
 
+  The proposal is z' = z + ε∇log π(z) + √(2ε) ξ, accepted with probability
+  min(1, π(z') k(z | z') / (π(z) k(z' | z))); a non-finite ratio is a rejection.
+
   Args:
-    log_density: ``z[B, k] -> log π(z)[B]``, rows independent (e.g. :func:`latent_log_density`).
+    log_density: ``z[B, k] -> log π(z)[B]``, rows independent (e.g. :func:`latent_log_density`);
+      with ``has_aux``, ``z -> (log π(z)[B], aux)``, aux a by-product of each row kept along
+      the chain (e.g. G(z), which the noisy estimator averages).
     z0: the chains' starting points.
     key: PRNG key.
     num_steps: transitions per chain (a Python int; 0 returns ``z0``).
-    step_size: ε > 0, the Langevin step.
+    step_size: ε > 0, the Langevin step (a number, or a traced scalar).
+    has_aux: whether ``log_density`` also returns aux.
 
   Returns:
     ``(z, acceptance)``: the chains after ``num_steps`` transitions, and the mean
-    acceptance probability over chains and steps.
+    acceptance probability over chains and steps; with ``has_aux``, also the aux of every
+    chain's state after each transition, stacked [num_steps, ...].
   """
-  check_positive(step_size, "step_size")
+  if not isinstance(step_size, jax.Array):  # a traced ε (e.g. from a learned σ) is the caller's
+    check_positive(step_size, "step_size")
   if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
     raise InvalidArgumentError(f"num_steps={num_steps!r} is not allowed; expected an integer >= 0.")
-  value_and_grad = jax.value_and_grad(lambda z: jnp.sum(log_density(z)))
+  with_aux = log_density if has_aux else lambda z: (log_density(z), ())
 
-  def log_pi_and_grad(z):
-    # Σ_b log π(z_b) has gradient ∇log π(z_b) in row b, since the rows are independent.
-    return log_density(z), value_and_grad(z)[1]
+  def summed(z):  # Σ_b log π(z_b) has gradient ∇log π(z_b) in row b: the rows are independent
+    log_pi, aux = with_aux(z)
+    return jnp.sum(log_pi), (log_pi, aux)
+  grad_and_value = jax.grad(summed, has_aux=True)
+
+  def state_at(z):
+    grad, (log_pi, aux) = grad_and_value(z)
+    return z, log_pi, grad, aux
 
   def log_kernel(to, frm, grad_frm):  # log k(to | frm) up to the constant shared by both ways
     return -jnp.sum((to - frm - step_size * grad_frm) ** 2, axis=-1) / (4.0 * step_size)
 
-  def transition(carry, k):
-    z, log_pi, grad = carry
+  def transition(state, k):
+    z, log_pi, grad, _ = state
     k_noise, k_accept = jax.random.split(k)
-    proposal = (z + step_size * grad
-                + jnp.sqrt(2.0 * step_size) * jax.random.normal(k_noise, z.shape, z.dtype))
-    log_pi_new, grad_new = log_pi_and_grad(proposal)
-    log_ratio = (log_pi_new + log_kernel(z, proposal, grad_new)
-                 - log_pi - log_kernel(proposal, z, grad))
+    new = state_at(z + step_size * grad
+                   + jnp.sqrt(2.0 * step_size) * jax.random.normal(k_noise, z.shape, z.dtype))
+    log_ratio = (new[1] + log_kernel(z, new[0], new[2]) - log_pi - log_kernel(new[0], z, grad))
     log_ratio = jnp.where(jnp.isfinite(log_ratio), log_ratio, -jnp.inf)
     accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
     accept = jax.random.uniform(k_accept, accept_prob.shape) < accept_prob
-    pick = lambda new, old: jnp.where(accept.reshape(accept.shape + (1,) * (new.ndim - 1)),
-                                      new, old)
-    return (pick(proposal, z), pick(log_pi_new, log_pi), pick(grad_new, grad)), accept_prob
+    pick = lambda a, b: jnp.where(accept.reshape(accept.shape + (1,) * (a.ndim - 1)), a, b)
+    state = jax.tree.map(pick, new, state)
+    return state, (accept_prob, state[3])
 
   if num_steps == 0:
-    return z0, jnp.ones(())
-  (z, _, _), accept_probs = jax.lax.scan(transition, (z0, *log_pi_and_grad(z0)),
-                                         jax.random.split(key, num_steps))
-  return z, jnp.mean(accept_probs)
+    return (z0, jnp.ones(()), ()) if has_aux else (z0, jnp.ones(()))
+  final, (accept_probs, trace) = jax.lax.scan(transition, state_at(z0),
+                                              jax.random.split(key, num_steps))
+  if has_aux:
+    return final[0], jnp.mean(accept_probs), trace
+  return final[0], jnp.mean(accept_probs)
 
 
 def sample_energy_model(energy_fn, generator_fn, latent_dim: int, key: jax.Array, n: int,

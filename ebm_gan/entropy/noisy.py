@@ -44,6 +44,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ebm_gan import sampling
 from ebm_gan.entropy.base import score_surrogate
 from ebm_gan.errors import InvalidArgumentError, check_positive, lookup
 from ebm_gan.models.flows import standard_normal_log_prob
@@ -247,36 +248,18 @@ class NoisyGenerator(NoiseInjection):
     return score, -jnp.mean(log_q), {"is_ess": jnp.mean(ess)}
 
   def _mala(self, generator, params, z, x, sigma, key):
-    """(ŝ[B, d], metrics): the score averaged over a MALA chain on p(z | x)."""
+    """(ŝ[B, d], metrics): the score averaged over a MALA chain on p(z | x)
+    (:func:`ebm_gan.sampling.mala`, Langevin step ε = h²/2, h = mala_step_size·σ)."""
     h = self.mala_step_size * sigma
 
-    def log_post(zz):
+    def log_post(zz):  # log p(z, x) per row, and G(z), which the score averages
       g = generator.apply(params["generator"], zz).reshape(x.shape)
-      log_p = standard_normal_log_prob(zz) + gaussian_log_likelihood(x, g, sigma)
-      return jnp.sum(log_p), (log_p, g)
+      return standard_normal_log_prob(zz) + gaussian_log_likelihood(x, g, sigma), g
 
-    grad_fn = jax.grad(log_post, has_aux=True)
-
-    def step(state, k):
-      # state = (z, ∇ log p(z|x), log p(z, x), G(z)); one MALA step per sample.
-      zz, grad, log_p, g = state
-      k_prop, k_acc = jax.random.split(k)
-      fwd = zz + 0.5 * h ** 2 * grad
-      prop = fwd + h * jax.random.normal(k_prop, zz.shape, zz.dtype)
-      grad_p, (log_p_p, g_p) = grad_fn(prop)
-      back = prop + 0.5 * h ** 2 * grad_p
-      log_ratio = (log_p_p - log_p - 0.5 * jnp.sum((zz - back) ** 2, -1) / h ** 2
-                   + 0.5 * jnp.sum((prop - fwd) ** 2, -1) / h ** 2)
-      accept = jnp.log(jax.random.uniform(k_acc, log_p.shape)) < log_ratio
-      state = jax.tree.map(lambda a, b: jnp.where(accept[:, None] if a.ndim > 1 else accept, a, b),
-                           (prop, grad_p, log_p_p, g_p), state)
-      return state, (state[3], jnp.mean(accept))
-
-    grad0, (log_p0, g0) = grad_fn(z)
-    _, (g, acc) = jax.lax.scan(step, (z, grad0, log_p0, g0),
-                               jax.random.split(key, self.mala_steps))
+    _, acceptance, g = sampling.mala(log_post, z, key, self.mala_steps, 0.5 * h ** 2,
+                                     has_aux=True)
     score = jnp.mean(g - x, axis=0) / sigma ** 2
-    return score, {"mala_accept": jnp.mean(acc)}
+    return score, {"mala_accept": acceptance}
 
   def losses(self, generator, params, z, x, key):
     if not self.players:
