@@ -16,10 +16,20 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import time
+
 import jax
 
 import ebm_gan as eg
-from train_step import timed  # (compile seconds, seconds per call) of jit(fn)(*args)
+from train_step import interleaved  # median seconds per call, in alternating repetitions
+
+
+def timed(fn, *args, repeats=2):
+  """(compile seconds, median seconds per call) of ``jax.jit(fn)(*args)``."""
+  t = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  compile_s = time.perf_counter() - t
+  return compile_s, interleaved([(compiled, args)], repeats)[0]
 
 
 def main():

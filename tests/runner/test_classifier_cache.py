@@ -50,15 +50,16 @@ def _entry_is_complete(folder, images, params):
 
 @pytest.mark.slow  # four orbax saves and three restores: 43 s at load ~5
 def test_cache_writes_never_expose_or_delete_a_half_written_entry(tmp_path, monkeypatch):
-  """Runs started together each train the classifier and save it. (1) While a new entry is
-  being written, the folder still holds the previous complete one; (2) when another writer's
-  entry lands in the folder between our write and our rename, ours is dropped and theirs
-  stays complete; no staging folder is left either way."""
+  """Runs started together each train the classifier and save it. (1) While an entry of other
+  settings is being written, the folder still holds the previous complete one, which it then
+  replaces; (2) an entry of the same settings already in place stays (ours is dropped), and so
+  does another writer's equal entry landing between our write and our rename; no staging
+  folder is left either way."""
   images = np.zeros((2, 8, 8, 1), np.float32)
   old = classifier.DigitClassifier(10).init(jax.random.PRNGKey(0), images)
   new = classifier.DigitClassifier(10).init(jax.random.PRNGKey(1), images)
   folder = str(tmp_path / "digits")
-  classifiers._save(folder, old, 0.5, {"name": "digits"})
+  classifiers._save(folder, old, 0.5, {"name": "digits", "steps": 1})
   seen_during_write = []
   real_save = classifiers.ocp.StandardCheckpointer.save
 
@@ -66,9 +67,11 @@ def test_cache_writes_never_expose_or_delete_a_half_written_entry(tmp_path, monk
     seen_during_write.append(_entry_is_complete(folder, images, old)["held_out_accuracy"])
     return real_save(self, *args, **kwargs)
   monkeypatch.setattr(classifiers.ocp.StandardCheckpointer, "save", save_and_look)
-  classifiers._save(folder, new, 0.75, {"name": "digits"})
+  classifiers._save(folder, new, 0.75, {"name": "digits", "steps": 2})
   assert seen_during_write == [0.5]  # the old entry, whole, while the new one was written
   monkeypatch.setattr(classifiers.ocp.StandardCheckpointer, "save", real_save)
+  assert _entry_is_complete(folder, images, new)["held_out_accuracy"] == 0.75
+  classifiers._save(folder, old, 0.6, {"name": "digits", "steps": 2})  # equal settings: kept
   assert _entry_is_complete(folder, images, new)["held_out_accuracy"] == 0.75
 
   real_rename, rivals = os.rename, []
@@ -76,10 +79,10 @@ def test_cache_writes_never_expose_or_delete_a_half_written_entry(tmp_path, monk
   def rival_lands_first(src, dst):
     if dst == folder and not src.endswith(".old") and not rivals:
       rivals.append(src)
-      classifiers._save(folder, old, 0.25, {"name": "digits"})  # the rival's whole save
+      classifiers._save(folder, old, 0.25, {"name": "digits", "steps": 3})  # the rival's save
     return real_rename(src, dst)
   monkeypatch.setattr(classifiers.os, "rename", rival_lands_first)
-  classifiers._save(folder, new, 0.9, {"name": "digits"})
+  classifiers._save(folder, new, 0.9, {"name": "digits", "steps": 3})
   monkeypatch.setattr(classifiers.os, "rename", real_rename)
   assert len(rivals) == 1
   assert _entry_is_complete(folder, images, old)["held_out_accuracy"] == 0.25

@@ -10,7 +10,9 @@ accuracy on the held-out part and writes ``<cache_dir>/<name>/``:
   images and labels.
 
 The entry is written in a private folder and renamed into place, so concurrent runs (each
-training it because none found it yet) never see or delete each other's half-written files.
+training it because none found it yet) never see or delete each other's half-written files;
+the first complete entry stays, and a later writer of the same entry drops its own copy, so
+that no run ever finds the entry gone once it was there (:func:`_install`).
 
 A later call with the same settings and data restores them instead of training; a call
 with other settings or other data trains again and replaces the cache.
@@ -19,6 +21,7 @@ with other settings or other data trains again and replaces the cache.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -85,13 +88,14 @@ def _train(images, labels, settings: Settings):
   return params, classifier.accuracy(params, images[held_idx], labels[held_idx])
 
 
-def _save(folder: str, params, accuracy: float, meta: dict) -> None:
-  """Writes the entry into a private folder beside ``folder``, then renames it into place.
+def _matches(cached: dict | None, meta: dict) -> bool:
+  """Whether a cache entry's classifier.json ``cached`` has the ``meta`` asked for."""
+  return cached is not None and {k: cached.get(k) for k in meta} == meta
 
-  Readers therefore see either the previous entry or the complete new one, never a half-written
-  one, and runs started together (each training the classifier because none found it) do not
-  delete each other's files: the last rename wins, and every entry written is complete.
-  """
+
+def _save(folder: str, params, accuracy: float, meta: dict) -> None:
+  """Writes the entry into a private folder beside ``folder``, then puts it in place
+  (:func:`_install`); the private folder never outlives the call."""
   parent = os.path.dirname(folder)
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.writing-", dir=parent)
@@ -101,18 +105,39 @@ def _save(folder: str, params, accuracy: float, meta: dict) -> None:
       checkpointer.wait_until_finished()
     with open(os.path.join(staging, META), "w") as f:
       json.dump({**meta, "held_out_accuracy": accuracy}, f, indent=1)
-    retired = f"{staging}.old"
-    try:
-      os.rename(folder, retired)  # the previous entry, if any, out of the way
-    except FileNotFoundError:
-      pass
-    try:
-      os.rename(staging, folder)
-    except OSError:  # another writer put its (equally complete) entry there in between
-      pass
-    shutil.rmtree(retired, ignore_errors=True)
+    _install(staging, folder, meta)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staging: str, folder: str, meta: dict, attempts: int = 3) -> None:
+  """Renames the complete entry ``staging`` to ``folder``, unless an entry with the same
+  ``meta`` is there already: then that one stays and ours is dropped.
+
+  So readers see no entry, or a complete one, never a half-written one; and an entry, once in
+  place, is never taken away by a run that would write the same one. Runs started together
+  (each training the classifier because none found it) therefore leave the first complete
+  entry in place: moving it aside to put an equal one in would leave, between the two renames,
+  a moment without any entry, in which a third run finds none (and trains again) or fails to
+  read the one it had just found. An entry of other settings or data is moved aside and
+  deleted, then ours put in; if yet another writer's entry lands in between, the loop looks
+  again (``attempts`` times, then leaves whatever complete entry is there).
+  """
+  for _ in range(attempts):
+    try:
+      os.rename(staging, folder)  # no entry there: ours is the entry
+      return
+    except OSError as e:
+      if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+        raise
+    if _matches(_read_meta(folder), meta):
+      return  # an equal, complete entry (another run's) stays in place
+    retired = f"{staging}.old"
+    try:
+      os.rename(folder, retired)  # an entry of other settings, out of the way
+    except FileNotFoundError:
+      pass
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def load_or_train(name: str, images, labels, cache_dir: str,
@@ -133,7 +158,7 @@ def load_or_train(name: str, images, labels, cache_dir: str,
   meta = {"name": name, "settings": dataclasses.asdict(settings),
           "data_sha256": data_fingerprint(images, labels)}
   cached = _read_meta(folder)
-  if cached is not None and {k: cached.get(k) for k in meta} == meta:
+  if _matches(cached, meta):
     return (_restore(folder, images, settings.num_classes), cached["held_out_accuracy"],
             False)
   params, accuracy = _train(images, labels, settings)
