@@ -5,7 +5,8 @@ real digits labels each channel, and the sample's mode is m = 100·d₁ + 10·d�
 {0, …, 999}. From N generator samples (26 000 in Metz et al. 2017, VEEGAN, PacGAN and MEG)
 the protocol reports the number of modes that received at least one sample, and the KL
 divergence of the empirical mode histogram from the uniform distribution over the 1000
-modes (docs/theory.md (10.2)–(10.3)).
+modes (docs/theory.md (10.2)–(10.3)). C channels give m = Σ_c 10^(C−1−c)·d_c over 10^C modes
+(MEG's 4-stack: 10 000).
 
 The functions take labels or a ``classify(images[N, H, W, 1]) -> labels[N]`` callable (e.g.
 ``functools.partial(ebm_gan.classifier.predict, params)``), so the protocol is independent
@@ -88,6 +89,6 @@ def mode_histogram_metrics(labels, num_modes: int = 1000, min_count: int = 1) ->
 
 def stacked_mode_metrics(classify: Callable, samples, min_count: int = 1) -> dict:
   """The StackedMNIST metrics of samples[N, H, W, C]: :func:`mode_histogram_metrics` of the
-  :func:`stacked_labels` of :func:`classify_channels` over the 10^C modes (1000 for C = 3)."""
+  :func:`stacked_labels` of :func:`classify_channels` over the 10^C modes (1000 for C = 3, 10 000 for C = 4)."""
   digits = classify_channels(classify, samples)
   return mode_histogram_metrics(stacked_labels(digits), 10 ** digits.shape[1], min_count)

@@ -2,12 +2,13 @@
 
 Image datasets (:mod:`ebm_gan.data.images`, :mod:`ebm_gan.data.tfds_source`) are
 :class:`~ebm_gan.data.images.ImageDataset` s, made by name with :func:`image_dataset`:
-``digits`` and ``stacked_digits`` (scikit-learn, offline), ``mnist``,
+``digits``, ``stacked_digits`` and ``stacked4_digits`` (scikit-learn, offline), ``mnist``,
 ``fashion_mnist``, ``cifar10`` and ``stacked_mnist`` (prepared tensorflow-datasets
 folders under ``data_dir``).
 """
 from ebm_gan.data import images, toy, tfds_source
-from ebm_gan.data.images import ImageArrays, ImageDataset, digits, stacked, stacked_digits
+from ebm_gan.data.images import (ImageArrays, ImageDataset, digits, stacked, stacked4_digits,
+                                 stacked_digits)
 from ebm_gan.data.tfds_source import DatasetNotPreparedError, stacked_mnist, tfds_dataset
 from ebm_gan.errors import lookup as _lookup
 
@@ -15,6 +16,7 @@ from ebm_gan.errors import lookup as _lookup
 IMAGE_DATASETS = {
     "digits": lambda data_dir=None: digits(),
     "stacked_digits": lambda data_dir=None: stacked_digits(),
+    "stacked4_digits": lambda data_dir=None: stacked4_digits(),
     "mnist": lambda data_dir=None: tfds_dataset("mnist", data_dir),
     "fashion_mnist": lambda data_dir=None: tfds_dataset("fashion_mnist", data_dir),
     "cifar10": lambda data_dir=None: tfds_dataset("cifar10", data_dir),

@@ -10,8 +10,9 @@ uninterrupted run sees, and the batches do not depend on the number of devices �
 same contract as the 2-D toy samplers of :mod:`ebm_gan.data.toy`.
 
 Stacked datasets (:func:`stacked`, the StackedMNIST protocol of VEEGAN/PacGAN/MEG): a
-sample puts ``k`` (= 3) independently drawn base images in the channels; its label is
-``d1·c^(k−1) + … + dk`` for a base of c classes (100·d1 + 10·d2 + d3: 1000 modes).
+sample puts ``k`` (= 3, or 4 for MEG's 4-stack) independently drawn base images in the
+channels; its label is ``d1·c^(k−1) + … + dk`` for a base of c classes (100·d1 + 10·d2 + d3:
+1000 modes; 10 000 for k = 4).
 Drawn by k index draws inside the jitted program, never materialised.
 
 Large arrays and jit: a function that closes over an array embeds it in the compiled
@@ -22,8 +23,8 @@ form) is for small sets such as
 as an argument and builds its sampler with :meth:`ImageDataset.sampler` inside the
 traced function (see that method).
 
-Datasets here: :func:`digits` and :func:`stacked_digits` (scikit-learn's 1797 real 8×8
-UCI digits, offline); MNIST, Fashion-MNIST, CIFAR-10 and StackedMNIST through
+Datasets here: :func:`digits`, :func:`stacked_digits` and :func:`stacked4_digits`
+(scikit-learn's 1797 real 8×8 UCI digits, offline); MNIST, Fashion-MNIST, CIFAR-10 and StackedMNIST through
 ``tfds.data_source`` live in :mod:`ebm_gan.data.tfds_source`.
 """
 
@@ -56,6 +57,8 @@ class ImageDataset:
     base_classes: classes of one base image (10 for digits, MNIST, CIFAR-10).
     max_value: the largest pixel value; x ↦ 2x / max_value − 1 maps pixels to [−1, 1].
     stack: base images stacked along the channels per sample (1, or 3 for StackedMNIST).
+    base_name: a stacked dataset's base dataset (``'digits'`` for ``'stacked_digits'``);
+      '' for an unstacked one.
   """
   name: str
   train: ImageArrays
@@ -63,6 +66,7 @@ class ImageDataset:
   base_classes: int = 10
   max_value: int = 255
   stack: int = 1
+  base_name: str = ""
 
   @property
   def shape(self) -> tuple[int, int, int]:
@@ -72,8 +76,12 @@ class ImageDataset:
 
   @property
   def num_classes(self) -> int:
-    """Labels of one sample: base_classes ** stack (10, or 1000 for stacked datasets)."""
+    """Labels of one sample: base_classes ** stack (10; 1000 or 10 000 for 3 or 4 stacked)."""
     return self.base_classes ** self.stack
+
+  def base(self) -> ImageDataset:
+    """The unstacked base dataset (the same splits, stack 1): what a stacked one's channels are."""
+    return dataclasses.replace(self, name=self.base_name or self.name, stack=1, base_name="")
 
   def to_float(self, images) -> jax.Array:
     """Pixels 0..max_value → float32 in [−1, 1]: x ↦ 2x / max_value − 1.
@@ -149,14 +157,16 @@ def _deterministic_stack(ds: ImageDataset, split: ImageArrays) -> tuple[np.ndarr
 def stacked(base: ImageDataset, k: int = 3) -> ImageDataset:
   """``k`` independent base images as k channels, label Σ_j d_j · c^(k−1−j) (StackedMNIST for k=3).
 
-  The base must have one channel (stacking colour images is not the protocol).
+  The base must have one channel (stacking colour images is not the protocol). Named
+  ``stacked_<base>`` for k = 3 and ``stacked<k>_<base>`` otherwise (``stacked4_digits``).
   """
   check_positive(k, "k", integer=True)
   if base.shape[-1] != 1 or base.stack != 1:
     raise InvalidArgumentError(
         f"base={base.name!r} has shape {base.shape}; stacked() needs a one-channel, "
         f"unstacked base dataset (e.g. digits, mnist, fashion_mnist).")
-  return dataclasses.replace(base, name=f"stacked_{base.name}", stack=k)
+  prefix = "stacked_" if k == 3 else f"stacked{k}_"
+  return dataclasses.replace(base, name=prefix + base.name, stack=k, base_name=base.name)
 
 
 def stratified_split(labels: np.ndarray, held_out_fraction: float,
@@ -205,3 +215,9 @@ def digits(held_out_fraction: float = DIGITS_HELD_OUT_FRACTION) -> ImageDataset:
 def stacked_digits() -> ImageDataset:
   """Three independent digits as the 3 channels of an 8×8×3 image: 1000 modes (StackedMNIST in small)."""
   return stacked(digits())
+
+
+def stacked4_digits() -> ImageDataset:
+  """Four independent digits as the 4 channels of an 8×8×4 image: label 1000·d₁ + 100·d₂ +
+  10·d₃ + d₄, 10 000 modes (the 4-stack StackedMNIST of MEG in small)."""
+  return stacked(digits(), k=4)

@@ -229,8 +229,12 @@ def evolution(folder: str, path: str, max_tiles: int = 8) -> str | None:
 
 def _tiled(images, columns: int = 8) -> np.ndarray:
   """Images [N, H, W, C] (values in [-1, 1] or [0, 1]) tiled into one [rows·(H+1)+1, ...]
-  array with a white line between them, in [0, 1]."""
+  array with a white line between them, in [0, 1]. C ∉ {1, 3} (4 stacked digits) is shown as
+  the C channels side by side in grey, [N, H, C·W, 1]."""
   images = np.asarray(images, np.float32)
+  if images.shape[-1] not in (1, 3):
+    n, h, w, c = images.shape
+    images = images.transpose(0, 1, 3, 2).reshape(n, h, c * w, 1)
   if images.min() < 0:
     images = (images + 1) / 2
   images = np.clip(images, 0, 1)

@@ -40,7 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.smoke = False                 # shrink everything for a quick check (see finalize)
   c.dataset = "25gaussians"       # 8gaussians | 25gaussians | rings | circles | checkerboard
                                   # | swissroll | 2spirals | pinwheel | moons; images: digits
-                                  # | stacked_digits | mnist | fashion_mnist | cifar10 | stacked_mnist
+                                  # | stacked_digits | stacked4_digits | mnist | fashion_mnist
+                                  # | cifar10 | stacked_mnist
   c.data = ml_collections.ConfigDict()
   c.data.dir = "~/tensorflow_datasets"  # prepared tfds folders (mnist, cifar10, ...; BUILD.md)
   c.game = "ebm"                  # ebm (max_m min_f L3) | gan (logit discriminator)

@@ -57,21 +57,30 @@ def test_digits_sample_shapes_range_and_key_determinism():
   assert -1.0 <= held_x.min() and held_x.max() <= 1.0 and held_y.shape == (359,)
 
 
-def test_stacked_labels_are_the_channels_digits():
-  ds = data.stacked_digits()
-  assert ds.shape == (8, 8, 3) and ds.num_classes == 1000 and ds.name == "stacked_digits"
+STACKS = {  # name: (k, the label of channel digits d, written out)
+    "stacked_digits": (3, lambda d: 100 * d[0] + 10 * d[1] + d[2]),
+    "stacked4_digits": (4, lambda d: 1000 * d[0] + 100 * d[1] + 10 * d[2] + d[3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STACKS))
+def test_stacked_labels_are_the_channels_digits(name):
+  k, label = STACKS[name]
+  ds = data.image_dataset(name)
+  assert ds.shape == (8, 8, k) and ds.num_classes == 10 ** k and ds.name == name
+  assert ds.base().name == "digits" and ds.base().shape == (8, 8, 1)
   x, y = ds.sample_with_labels(jax.random.key(3), 256)
   lookup = _label_of_image(ds.train)
   pix = _pixels(ds, x)
   for img, lab in zip(pix, np.asarray(y)):
-    d = [lookup[np.ascontiguousarray(img[..., j:j + 1]).tobytes()] for j in range(3)]
-    assert lab == 100 * d[0] + 10 * d[1] + d[2]
+    assert lab == label([lookup[np.ascontiguousarray(img[..., j:j + 1]).tobytes()]
+                         for j in range(k)])
   held_x, held_y = ds.held_out()
-  assert held_x.shape == (359, 8, 8, 3)
+  assert held_x.shape == (359, 8, 8, k)
   test_lookup = _label_of_image(ds.test)
   for img, lab in zip(_pixels(ds, held_x), held_y):
-    d = [test_lookup[np.ascontiguousarray(img[..., j:j + 1]).tobytes()] for j in range(3)]
-    assert lab == 100 * d[0] + 10 * d[1] + d[2]
+    assert lab == label([test_lookup[np.ascontiguousarray(img[..., j:j + 1]).tobytes()]
+                         for j in range(k)])
 
 
 def test_stacked_label_frequencies_match_the_product_of_digit_frequencies():
@@ -165,8 +174,8 @@ def test_unknown_names_are_refused():
     data.tfds_dataset("svhn", "/nowhere")
   with pytest.raises(InvalidArgumentError, match="dataset='svhn'.*stacked_digits"):
     data.image_dataset("svhn")
-  assert set(data.IMAGE_DATASETS) == {"digits", "stacked_digits", "mnist", "fashion_mnist",
-                                      "cifar10", "stacked_mnist"}
+  assert set(data.IMAGE_DATASETS) == {"digits", "stacked_digits", "stacked4_digits", "mnist",
+                                      "fashion_mnist", "cifar10", "stacked_mnist"}
 
 
 @pytest.mark.slow  # ~16 s on the loaded 2-core machine (shard_map over 4 fake devices)

@@ -14,6 +14,18 @@ def test_stacked_label_formula():
                                 [0, 123, 999, 704])
 
 
+def test_stacked_label_formula_for_four_channels():
+  """m = 1000·d₁ + 100·d₂ + 10·d₃ + d₄, and four channels count over 10⁴ modes."""
+  digits = [[0, 0, 0, 0], [1, 2, 3, 4], [9, 9, 9, 9], [7, 0, 0, 0], [0, 0, 0, 7], [5, 0, 6, 0]]
+  np.testing.assert_array_equal(modes.stacked_labels(digits), [0, 1234, 9999, 7000, 7, 5060])
+  samples = np.zeros((6, 8, 8, 4))
+  samples[:, 0, 0, :] = digits
+  metrics = modes.stacked_mode_metrics(lambda images: images[:, 0, 0, 0].astype(int), samples)
+  # Six distinct, equally likely modes of 10 000: KL = log(10 000 / 6).
+  assert metrics["modes_covered"] == 6 and metrics["num_modes"] == 10_000
+  assert metrics["mode_kl"] == pytest.approx(math.log(10_000 / 6), rel=1e-12)
+
+
 def test_classify_channels_keeps_the_channel_order():
   """A 'classifier' reading pixel (0, 0): channel c of sample i holds digit d_ic → 100d₁+10d₂+d₃."""
   digits = np.array([[3, 1, 4], [1, 5, 9], [2, 6, 5]])

@@ -218,3 +218,16 @@ def test_a_metric_logged_under_two_names_is_drawn_once(tmp_path, monkeypatch):
                    ("mi_jsd", ["mi_jsd"]), ("grad_norm", ["grad_norm/energy"])]
   nan = np.r_[np.nan, dv[1:]]  # finite at other steps: another series
   assert len(curves.merge_identical({"a": {"a": dv}, "b": {"b": nan}})) == 2
+
+
+def test_four_channel_images_are_tiled_as_their_channels_side_by_side():
+  """A 4-stack [N, H, W, 4] tiles as grey [N, H, 4·W] images: pixel (r, j·W + c) of image i is
+  channel j's pixel (r, c); 1 and 3 channels (grey, RGB) tile as they are."""
+  rng = np.random.default_rng(0)
+  images = rng.uniform(0, 1, (3, 2, 5, 4)).astype(np.float32)
+  grid = pictures._tiled(images, columns=2)
+  assert grid.shape == (2 * 3 + 1, 2 * (4 * 5 + 1) + 1, 1)
+  second = grid[1:3, 1 + 21:1 + 21 + 20, 0]  # image 1: row 0, column 1
+  for j in range(4):
+    np.testing.assert_array_equal(second[:, 5 * j:5 * (j + 1)], images[1, :, :, j])
+  assert pictures._tiled(images[..., :3], columns=2).shape == (7, 13, 3)

@@ -249,8 +249,8 @@ def data_dir(config) -> str | None:
 def build_dataset(config):
   """The dataset ``config.dataset``: a toy sampler, or an image dataset read into memory.
 
-  Image datasets are loaded here, before anything compiles: ``digits`` and
-  ``stacked_digits`` from scikit-learn, the tfds ones from ``data.dir``. A missing
+  Image datasets are loaded here, before anything compiles: ``digits``,
+  ``stacked_digits`` and ``stacked4_digits`` from scikit-learn, the tfds ones from ``data.dir``. A missing
   folder or package is a ConfigError naming the dataset, the folder and how to prepare it.
   """
   factory = DATASETS.get(config.dataset, key="dataset")

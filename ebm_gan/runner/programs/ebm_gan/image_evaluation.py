@@ -6,17 +6,18 @@
   modes_covered, mode_kl    stacked datasets only: the StackedMNIST protocol (docs/theory.md
                             §10) on evaluation.mode_samples generator samples (26 000 by
                             default): each channel labelled by a digit classifier, the mode
-                            100·d₁ + 10·d₂ + d₃; modes with ≥ 1 sample of 1000 and
-                            KL(mode histogram ‖ uniform)
+                            100·d₁ + 10·d₂ + d₃ (Σ_c 10^(C−1−c)·d_c for C channels); modes
+                            with ≥ 1 sample of num_modes = 10^C (1000; 10 000 for
+                            stacked4_digits) and KL(mode histogram ‖ uniform)
   classifier_accuracy       that classifier's accuracy on the held-out part (20%) of the base
                             dataset's training split it was trained on, and
   classifier_test_accuracy  on the base dataset's own held-out (test) split
   fd_digits                 stacked datasets only: FD-digits, the Fréchet distance (docs/theory.md
                             (10.4)) between Gaussians fitted to that classifier's features (128
-                            per channel, 384 per sample) of the same mode_samples generator
-                            samples and of the HELD-OUT stacked images (all of them:
-                            fd_heldout_samples, 359 for stacked_digits, 10 000 for
-                            stacked_mnist)
+                            per channel: 384 per sample of 3, 512 of 4) of the same
+                            mode_samples generator samples and of the HELD-OUT stacked
+                            images (all of them: fd_heldout_samples, 359 for the stacked
+                            digits, 10 000 for stacked_mnist)
   fd_digits_floor           the same for mode_samples TRAINING stacks drawn as the run's batches
                             are, against the same held-out images: what a generator equal to
                             the data would score at this sample size (FD's finite-n bias)
@@ -30,7 +31,6 @@ so every run and sweep member shares it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 
@@ -76,7 +76,7 @@ class ModeCounter:
 
   def __init__(self, exp, sample):
     c, ds = exp.config, exp.dataset
-    self.base = dataclasses.replace(ds, name=ds.name.removeprefix("stacked_"), stack=1)
+    self.base = ds.base()
     self.num_samples = c.evaluation.mode_samples
     self.cache_dir = runner_fields.classifier_cache_dir(c)
     self.sample = sample
