@@ -5,6 +5,7 @@ in :mod:`ebm_gan.runner.programs.toy_games.pictures`. Files only (Agg)."""
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 
@@ -247,17 +248,24 @@ def _tiled(images, columns: int = 8) -> np.ndarray:
   return grid
 
 
-def _show_tiles(ax, images, columns: int = 8) -> None:
+def _show_tiles(ax, images, columns: int = 8) -> tuple[int, int]:
+  """Draws :func:`_tiled` on ``ax``; returns the grid's (height, width) in pixels. Images whose
+  C channels are laid side by side (C ∉ {1, 3}) take columns / √C per row, so that the grid
+  of C-times-wide tiles stays about square."""
+  channels = np.shape(images)[-1]
+  if channels not in (1, 3):
+    columns = max(1, round(columns / math.sqrt(channels)))
   grid = _tiled(images, columns)
   ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid,
             cmap="gray" if grid.shape[-1] == 1 else None)
+  return grid.shape[:2]
 
 
 def image_grid(path: str, images, columns: int = 8, title: str = "") -> None:
   """Saves a grid of image samples [N, H, W, C] (values in [-1, 1] or [0, 1]) as one PNG."""
-  rows = -(-len(images) // columns)
-  fig, ax = plt.subplots(figsize=(columns, rows), dpi=60)
-  _show_tiles(ax, images, columns)
+  fig, ax = plt.subplots(figsize=(columns, columns), dpi=60)
+  height, width = _show_tiles(ax, images, columns)
+  fig.set_size_inches(columns, columns * height / width + 0.4)
   ax.axis("off")
   ax.set_title(title, fontsize=9)
   fig.tight_layout()

@@ -231,3 +231,12 @@ def test_four_channel_images_are_tiled_as_their_channels_side_by_side():
   for j in range(4):
     np.testing.assert_array_equal(second[:, 5 * j:5 * (j + 1)], images[1, :, :, j])
   assert pictures._tiled(images[..., :3], columns=2).shape == (7, 13, 3)
+
+
+def test_a_grid_of_four_channel_stacks_stays_about_square():
+  """64 samples of 8×8×4 (each 32 px wide once its channels sit side by side): 4 per row, 16
+  rows, 16·9 + 1 = 145 by 4·33 + 1 = 133 pixels; RGB keeps 8 per row (73 by 73)."""
+  fig, ax = plt.subplots()
+  assert pictures._show_tiles(ax, np.zeros((64, 8, 8, 4))) == (145, 133)
+  assert pictures._show_tiles(ax, np.zeros((64, 8, 8, 3))) == (73, 73)
+  plt.close(fig)
