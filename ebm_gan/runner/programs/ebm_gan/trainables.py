@@ -110,8 +110,10 @@ def single(exp) -> loop.Trainable:
 
 
 def group(exps) -> loop.Trainable:
-  """K members vmapped; over several devices, members are spread on the mesh (K % devices
-  == 0) or, when they cannot be, every member is data-parallel (:func:`single`'s layouts)."""
+  """K members in one program: vmapped, or unrolled under the per_step dispatch
+  (:func:`_unrolled_members`); over several devices, members are spread on the mesh
+  (K % devices == 0) or, when they cannot be, every member is data-parallel (:func:`single`'s
+  layouts)."""
   base = exps[0]
   c, game, n_dev = base.config, base.game, base.devices
   arrays, sampler_of = _data(base)
@@ -143,7 +145,8 @@ def group(exps) -> loop.Trainable:
                                    penalty_schedule=base.penalty_schedule)
       return train.make_chunk(step, n, sampler_of(a), c.batch_size // (n_dev if axis else 1),
                               axis_name=axis, unroll=unroll)(state)
-    members = jax.vmap(chunk, in_axes=(None, 0, 0))
+    members = (_unrolled_members(chunk) if unroll
+               else jax.vmap(chunk, in_axes=(None, 0, 0)))
     if mesh is not None and (spread or axis):
       members = parallel.data_parallel(members, mesh, sharded_args=2 if spread else 0,
                                        out_sharded=spread)
@@ -153,6 +156,21 @@ def group(exps) -> loop.Trainable:
          else jax.jit)
   return loop.Trainable(init, _compiler(base, build_chunk, (arrays, rates), mapped=True, jit=jit),
                         size=len(exps), mapped=True)
+
+
+def _unrolled_members(chunk):
+  """``chunk`` applied to each member of the stacked ``(h, state)`` in turn, in ONE program
+  (a Python loop at trace time), outputs stacked: :func:`jax.vmap`'s result without its
+  batching of the convolutions. vmap turns each member's convolution into one grouped
+  convolution (``feature_group_count`` = members), which XLA:CPU runs about 2x slower per
+  member than the members' own convolutions (BUILD.md, Benchmarks: benchmarks/conv_group.py);
+  the per_step dispatch (:func:`dispatch`) uses this, as it unrolls the steps for the same
+  backend. Under ``shard_map`` it loops over the members on each device."""
+  def members(a, h, state):
+    count = jax.tree.leaves(h)[0].shape[0]
+    outs = [chunk(a, *jax.tree.map(lambda v: v[i], (h, state))) for i in range(count)]
+    return jax.tree.map(lambda *v: jnp.stack(v), *outs)
+  return members
 
 
 def _group_sharding(mesh, spread: bool):
