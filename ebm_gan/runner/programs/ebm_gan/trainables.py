@@ -82,21 +82,34 @@ def _per_device(exp) -> bool:
   return exp.devices > 1 and exp.config.parallel.estimators == "per_device"
 
 
+def _step(exp, tx, axis):
+  """The experiment's training step with optimiser ``tx`` (its scheme, critic steps, EMA and
+  penalty schedule); ``axis``: the shard_map axis of per-device estimators, or None."""
+  c = exp.config
+  return train.make_train_step(exp.game, tx, c.scheme, critic_steps=c.critic_steps,
+                               axis_name=axis, ema_decay=c.optimizer.ema_decay,
+                               penalty_schedule=exp.penalty_schedule)
+
+
+def _initial_state(exp, tx, sampler_of, arrays, key):
+  """``train.init_state`` from a first batch of the experiment's data drawn with ``key``."""
+  c = exp.config
+  return train.init_state(exp.game, tx, key, sampler_of(arrays)(key, c.batch_size),
+                          ema=c.optimizer.ema_decay > 0)
+
+
 def single(exp) -> loop.Trainable:
   """One run: on one device, or data-parallel over ``exp.devices`` (ebm_gan.parallel)."""
   c, n_dev = exp.config, exp.devices
   arrays, sampler_of = _data(exp)
   axis = parallel.AXIS if _per_device(exp) else None
-  step = train.make_train_step(exp.game, exp.tx, c.scheme, critic_steps=c.critic_steps,
-                               axis_name=axis, ema_decay=c.optimizer.ema_decay,
-                               penalty_schedule=exp.penalty_schedule)
+  step = _step(exp, exp.tx, axis)
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
   shard = n_dev if axis else 1  # per_device: every device draws batch_size / devices samples
 
   def init():  # one compiled program, not op by op
-    state = jax.jit(lambda k, a: train.init_state(
-        exp.game, exp.tx, k, sampler_of(a)(k, c.batch_size),
-        ema=c.optimizer.ema_decay > 0))(jax.random.PRNGKey(c.seed), arrays)
+    state = jax.jit(lambda k, a: _initial_state(exp, exp.tx, sampler_of, a, k))(
+        jax.random.PRNGKey(c.seed), arrays)
     return state if mesh is None else jax.device_put(state, parallel.replicated(mesh))
 
   def build_chunk(n, unroll):
@@ -133,16 +146,12 @@ def group(exps) -> loop.Trainable:
     tx = optimizer(1.0, 1.0)  # the structure of the optimiser states
     keys = jnp.stack([jax.random.PRNGKey(e.config.seed) for e in exps])
     states = jax.jit(lambda a, ks: jax.vmap(
-        lambda k: train.init_state(game, tx, k, sampler_of(a)(k, c.batch_size),
-                                   ema=c.optimizer.ema_decay > 0))(ks))(arrays, keys)
+        lambda k: _initial_state(base, tx, sampler_of, a, k))(ks))(arrays, keys)
     return states if mesh is None else jax.device_put(states, _group_sharding(mesh, spread))
 
   def build_chunk(n, unroll):
     def chunk(a, h, state):
-      step = train.make_train_step(game, optimizer(h["lr"], h["critic_lr"]), c.scheme,
-                                   critic_steps=c.critic_steps, axis_name=axis,
-                                   ema_decay=c.optimizer.ema_decay,
-                                   penalty_schedule=base.penalty_schedule)
+      step = _step(base, optimizer(h["lr"], h["critic_lr"]), axis)
       return train.make_chunk(step, n, sampler_of(a), c.batch_size // (n_dev if axis else 1),
                               axis_name=axis, unroll=unroll)(state)
     members = (_unrolled_members(chunk) if unroll
