@@ -20,9 +20,7 @@ from ebm_gan.runner import integrity
 from ebm_gan.runner import loop
 from ebm_gan.runner import record
 from ebm_gan.runner.registry import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT, tiny
 
 
 def _tree(step):
@@ -183,11 +181,7 @@ def test_a_worse_summary_keeps_the_good_one_aside(tmp_path, capsys):
 
 # Through the launcher: a tiny model (for testing only), checkpoints at steps 30 and 60.
 STEPS = 60
-ARGS = [f"--config.steps={STEPS}", "--config.steps_per_dispatch=10", "--config.batch_size=16",
-        "--config.checkpoint_every=30", "--config.max_to_keep=3", "--config.picture_every=0",
-        "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
-        "--config.entropy.mi.hidden=(8,)", "--config.tensorboard_every=0",
-        "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
+ARGS = tiny(STEPS, checkpoint_every=30, max_to_keep=3)
 
 
 def _assert_same_arrays(want, got):

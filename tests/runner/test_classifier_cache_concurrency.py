@@ -16,7 +16,6 @@ from ebm_gan.runner.programs.ebm_gan import classifiers
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = dict(steps=3, batch_size=32)  # a few steps: the test is about the files, not accuracy
 
 # One writer: loads the digits, and trains the classifier because the cache is empty; then it
@@ -27,6 +26,7 @@ import json, os, sys, time
 import numpy as np
 from sklearn import datasets
 from ebm_gan.runner.programs.ebm_gan import classifiers
+from tiny_runs import ROOT
 cache, barrier, me, rounds, settings = sys.argv[1:6]
 d = datasets.load_digits()
 images, labels = (d.images / 8.0 - 1.0).astype(np.float32)[..., None], d.target

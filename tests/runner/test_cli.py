@@ -15,9 +15,7 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT
 
 
 def _config(*overrides):

@@ -16,12 +16,12 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner.programs.ebm_gan import config as config_lib
 from ebm_gan.runner.programs.ebm_gan import trainables
+from tiny_runs import CONFIGS
 
 pytest.importorskip("sklearn")
 
 STEPS = 3
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "experiments", "configs", "stacked_digits.py")
+CONFIG = os.path.join(CONFIGS, "stacked_digits.py")
 
 
 def _exp(seed):

@@ -11,9 +11,7 @@ import os
 import pytest
 
 from ebm_gan.runner import cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT
 
 
 @pytest.mark.slow  # ~95 s on 2 CPU cores beside another job: 3 000 steps (~49 steps/s), compiling, evaluating

@@ -21,9 +21,7 @@ from ebm_gan.runner import cli
 from ebm_gan.runner import metrics_log
 from ebm_gan.runner import tables
 from ebm_gan.runner import workdir as workdir_lib
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT
 
 
 def _no_space(*args, **kwargs):

@@ -17,10 +17,8 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner import record
 from ebm_gan.runner import workdir as workdir_lib
+from tiny_runs import CONFIGS, DEFAULT, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = os.path.join(ROOT, "experiments", "configs")
-DEFAULT = os.path.join(CONFIGS, "default.py")
 TWO_PARTS = ("from experiments.configs.default import get_config, finalize\n"
              "def sweep(add):\n"
              "  for label in ('A', 'B'):\n"

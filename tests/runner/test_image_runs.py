@@ -19,11 +19,9 @@ from ebm_gan.runner.programs.ebm_gan import image_evaluation
 from ebm_gan.runner.programs.ebm_gan import runner_fields
 from ebm_gan.runner.programs import ebm_gan as program
 from ebm_gan.runner.programs.ebm_gan import trainables
+from tiny_runs import CONFIGS, ROOT
 
 pytest.importorskip("sklearn")
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = os.path.join(ROOT, "experiments", "configs")
 
 
 def _config(name, *overrides):

@@ -10,9 +10,8 @@ from ebm_gan.runner.programs.ebm_gan import config as config_lib
 from ebm_gan.runner.programs.ebm_gan import limits
 from ebm_gan.runner.programs import toy_games
 from ebm_gan.runner.registry import ConfigError
+from tiny_runs import DEFAULT, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 TOY = os.path.join(ROOT, "experiments", "configs", "toy_games.py")
 
 

@@ -11,8 +11,8 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner.programs.ebm_gan import limits
 from ebm_gan.runner.registry import ConfigError
+from tiny_runs import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STACKED = os.path.join(ROOT, "experiments", "configs", "stacked_digits.py")
 
 

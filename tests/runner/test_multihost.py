@@ -17,9 +17,7 @@ from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
 from ebm_gan.runner import distributed
 from ebm_gan.runner.registry import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT, tiny
 
 
 def _parallel(**fields):
@@ -62,11 +60,7 @@ def test_a_bad_coordinator_exits_2_before_anything_runs(capsys, tmp_path):
 
 
 # A tiny model (for testing only).
-ARGS = ["--config.steps=40", "--config.steps_per_dispatch=10", "--config.batch_size=16",
-        "--config.checkpoint_every=20", "--config.max_to_keep=3", "--config.picture_every=0",
-        "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
-        "--config.entropy.mi.hidden=(8,)", "--config.tensorboard_every=0",
-        "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
+ARGS = tiny(40, checkpoint_every=20, max_to_keep=3)
 
 
 def _free_port():

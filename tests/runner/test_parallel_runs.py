@@ -9,9 +9,8 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner import record
 from ebm_gan.runner.programs import ebm_gan as program
+from tiny_runs import DEFAULT, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A small model without the R1 double backward or the MI network, so that compiling
 # (most of these tests' time) is short; the estimator-level tests are in test_parallel.py.
 TINY = [("smoke", "true"), ("steps", "40"), ("steps_per_dispatch", "20"), ("batch_size", "32"),

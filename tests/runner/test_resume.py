@@ -14,16 +14,11 @@ import pytest
 
 from ebm_gan.runner import checkpoint
 from ebm_gan.runner import cli
+from tiny_runs import DEFAULT, ROOT, tiny
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 STEPS = 300
 # A tiny model (for testing only): short chunks and frequent checkpoints, so the kill lands mid-run.
-ARGS = [f"--config.steps={STEPS}", "--config.steps_per_dispatch=10", "--config.batch_size=16",
-        "--config.checkpoint_every=30", "--config.max_to_keep=2", "--config.picture_every=0",
-        "--config.tensorboard_every=5", "--config.model.energy_hidden=(8,)",
-        "--config.model.generator_hidden=(8,)", "--config.entropy.mi.hidden=(8,)",
-        "--config.penalty.name=none", "--config.eval_samples=100", "--no-progress"]
+ARGS = tiny(STEPS, checkpoint_every=30, max_to_keep=2, tensorboard_every=5)
 
 
 def _latest(workdir):

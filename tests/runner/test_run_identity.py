@@ -14,15 +14,10 @@ import pytest
 from ebm_gan.runner import cli
 from ebm_gan.runner import workdir as workdir_lib
 from ebm_gan.runner.registry import ConfigError
+from tiny_runs import DEFAULT, ROOT, tiny
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A run of a few steps of a tiny model (for testing only).
-TINY = ["--config.steps=10", "--config.steps_per_dispatch=10", "--config.batch_size=8",
-        "--config.model.energy_hidden=(4,)", "--config.model.generator_hidden=(4,)",
-        "--config.entropy.mi.hidden=(4,)",
-        "--config.penalty.name=none", "--config.eval_samples=50", "--config.picture_every=0",
-        "--config.tensorboard_every=0", "--config.evaluation.mcmc_steps=0", "--no-progress"]
+TINY = tiny(10, batch=8, width=4, eval_samples=50, evaluation__mcmc_steps=0)
 
 
 def _identity(*overrides):

@@ -15,9 +15,7 @@ from ebm_gan.runner import record
 from ebm_gan.runner import sweep
 from ebm_gan.runner.programs import ebm_gan as ebm_gan_program
 from ebm_gan.runner.registry import ConfigError, Registry
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
+from tiny_runs import DEFAULT, ROOT
 
 
 # --- sweeps -----------------------------------------------------------------------------------

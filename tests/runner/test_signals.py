@@ -17,8 +17,8 @@ import time
 import pytest
 
 from ebm_gan.runner import cli
+from tiny_runs import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = ["--config.smoke=true", "--config.evaluation.mcmc_steps=0"]  # 100 steps
 EXIT = {signal.SIGINT: cli.EXIT_INTERRUPTED, signal.SIGTERM: cli.EXIT_TERMINATED}
 

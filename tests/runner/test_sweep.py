@@ -16,15 +16,11 @@ from ebm_gan.runner import cli
 from ebm_gan.runner import record
 from ebm_gan.runner import sweep
 from ebm_gan.runner.programs import ebm_gan as program
+from tiny_runs import DEFAULT, ROOT, tiny
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 # A tiny model (for testing only).
-TINY = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",
-        "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
-        "--config.entropy.mi.hidden=(8,)",
-        "--config.penalty.name=none", "--config.eval_samples=100", "--config.picture_every=40",
-        "--config.optimizer.name=gda", "--no-progress"]
+TINY = tiny(40, per_dispatch=20, picture_every=40, tensorboard_every=None,
+             optimizer__name="gda")
 
 
 def _table(workdir):

@@ -23,13 +23,11 @@ import pytest
 
 from ebm_gan import data
 from ebm_gan.runner import cli
+from tiny_runs import CONFIGS, ROOT
 
 tfds = pytest.importorskip("tensorflow_datasets")
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("array_record")
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = os.path.join(ROOT, "experiments", "configs")
 
 
 def _png(image: np.ndarray) -> bytes:

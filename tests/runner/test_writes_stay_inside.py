@@ -6,9 +6,8 @@ import os
 import pytest
 
 from ebm_gan.runner import cli
+from tiny_runs import DEFAULT, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT = os.path.join(ROOT, "experiments", "configs", "default.py")
 ARGS = ["--config.steps=40", "--config.steps_per_dispatch=20", "--config.batch_size=16",
         "--config.checkpoint_every=20", "--config.picture_every=20", "--config.tensorboard_every=0",
         "--config.model.energy_hidden=(8,)", "--config.model.generator_hidden=(8,)",
