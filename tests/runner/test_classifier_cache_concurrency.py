@@ -13,6 +13,7 @@ import pytest
 
 from ebm_gan import classifier
 from ebm_gan.runner.programs.ebm_gan import classifiers
+from tiny_runs import ROOT
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
@@ -26,7 +27,6 @@ import json, os, sys, time
 import numpy as np
 from sklearn import datasets
 from ebm_gan.runner.programs.ebm_gan import classifiers
-from tiny_runs import ROOT
 cache, barrier, me, rounds, settings = sys.argv[1:6]
 d = datasets.load_digits()
 images, labels = (d.images / 8.0 - 1.0).astype(np.float32)[..., None], d.target
