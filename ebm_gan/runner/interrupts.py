@@ -7,11 +7,12 @@ Python had dropped, and the interpreter crashed at exit (SIGSEGV, exit 139); rai
 jax's garbage-collection callback it was printed as "Exception ignored" and lost, and the
 run went on to exit 0.
 
-So the launcher's handler looks at the main thread's stack first. Outside jax, jaxlib and
-orbax it raises at once (``KeyboardInterrupt``, or :class:`Terminated` for SIGTERM), and
-the run stops as it always did (the training loop saves the last finished step). Inside
-them it only records the signal, says so on stderr, and a watcher thread delivers it again
-as soon as the main thread is back in the launcher's own code; :func:`deliver` (called at
+So the launcher's handler looks at the main thread's stack first. Outside jax, jaxlib,
+orbax, TensorBoard's writer (with its multiprocessing queue) and imports it raises at once
+(``KeyboardInterrupt``, or :class:`Terminated` for SIGTERM), and the run stops as it always
+did (the training loop saves the last finished step). Inside them it only records the
+signal, says so on stderr, and a watcher thread delivers it again as soon as the main thread
+is back in the launcher's own code; :func:`deliver` (called at
 every phase line and after every chunk) raises it too. A second Ctrl-C while one is held
 changes nothing: the process stays alive until XLA returns, then exits cleanly.
 """
@@ -25,11 +26,14 @@ import sys
 import threading
 import time
 
-# Code a signal must not interrupt: XLA's compiler and runtime, orbax's writers, and any
-# import (a C extension half-initialised by an interrupted import aborted the interpreter
-# at exit: protobuf's, imported by TensorBoard's writer).
-_HELD_IN = tuple(f"{os.sep}{name}{os.sep}" for name in ("jax", "jaxlib", "orbax")) + (
-    "<frozen importlib",)
+# Code a signal must not interrupt: XLA's compiler and runtime, orbax's writers, any import
+# (a C extension half-initialised by an interrupted import aborted the interpreter at exit:
+# protobuf's, imported by TensorBoard's writer), and TensorBoard's writer and the
+# multiprocessing queue it feeds its writer thread through (interrupted there, the thread
+# never saw the writer's stop and the interpreter hung at exit joining it: 2 of 25 Ctrl-Cs
+# under load; tests/runner/test_resume.py).
+_HELD_IN = tuple(f"{os.sep}{name}{os.sep}" for name in (
+    "jax", "jaxlib", "orbax", "tensorboardX", "multiprocessing")) + ("<frozen importlib",)
 _POLL_S = 0.02
 
 
@@ -46,7 +50,8 @@ def _exception(signum: int) -> KeyboardInterrupt:
 
 
 def _inside_held_code(frame) -> bool:
-  """Whether any frame of the stack runs jax, jaxlib, orbax or an import."""
+  """Whether any frame of the stack runs code of ``_HELD_IN`` (jax, jaxlib, orbax,
+  TensorBoard's writer and its queue, an import)."""
   while frame is not None:
     if any(part in frame.f_code.co_filename for part in _HELD_IN):
       return True
