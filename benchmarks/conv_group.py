@@ -7,8 +7,8 @@ training K members, A/B in one process (interleaved repetitions, medians):
 * one member alone (the K members run one after another cost K times this);
 * ``jax.vmap`` over the members: each convolution becomes one grouped convolution
   (``feature_group_count`` = K; the compiled text is searched and the count printed);
-* the members unrolled in one program (a Python loop at trace time), what the runner's groups
-  do under the per_step dispatch (ebm_gan/runner/programs/ebm_gan/trainables.py).
+* the members unrolled in one program (a Python loop at trace time): the runner's own
+  ``trainables.unrolled_members``, what its groups do under the per_step dispatch.
 
   python benchmarks/conv_group.py [--members 3] [--repeats 60]
 """
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 import ebm_gan as eg
 from ebm_gan.runner import cli
+from ebm_gan.runner.programs.ebm_gan import trainables
 from train_step import interleaved  # median seconds per call, in alternating repetitions
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -35,7 +36,8 @@ CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def grouped_convolutions(compiled) -> tuple[int, int]:
   """(grouped, all) convolutions in a compiled program's text."""
   text = compiled.as_text()
-  return len(re.findall(r"feature_group_count=\d*[2-9]", text)), text.count(" convolution(")
+  counts = [int(n) for n in re.findall(r"feature_group_count=(\d+)", text)]
+  return sum(n > 1 for n in counts), text.count(" convolution(")
 
 
 def main():
@@ -52,13 +54,12 @@ def main():
       jax.random.split(key, a.members))
   xs = jnp.stack([x] * a.members)
 
-  def unrolled(s, batches):
-    outs = [step(jax.tree.map(lambda v: v[i], s), batches[i]) for i in range(a.members)]
-    return jax.tree.map(lambda *v: jnp.stack(v), *outs)
+  # The runner's own member loop: its chunk(a, h, state) is here step(state, batch).
+  unrolled = trainables.unrolled_members(lambda _, batch, s: step(s, batch))
 
   calls = {"one member": (jax.jit(step), (state, x)),
            f"vmap of {a.members}": (jax.jit(jax.vmap(step)), (states, xs)),
-           f"{a.members} unrolled": (jax.jit(unrolled), (states, xs))}
+           f"{a.members} unrolled": (jax.jit(lambda s, b: unrolled(None, b, s)), (states, xs))}
   compiled = {name: fn.lower(*args).compile() for name, (fn, args) in calls.items()}
   seconds = interleaved([(compiled[n], args) for n, (_, args) in calls.items()], a.repeats)
   print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {a.repeats} interleaved steps "

@@ -1,5 +1,5 @@
 """A sweep group of conv members under the per_step dispatch: one program, each member's own
-mathematics (ebm_gan.runner.programs.ebm_gan.trainables._unrolled_members).
+mathematics (ebm_gan.runner.programs.ebm_gan.trainables.unrolled_members).
 
 vmap would batch each member's convolutions into one grouped convolution, which XLA:CPU runs
 about 2x slower per member (benchmarks/conv_group.py) and which adds its sums in another order:

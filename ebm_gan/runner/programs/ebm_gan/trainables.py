@@ -98,6 +98,13 @@ def _initial_state(exp, tx, sampler_of, arrays, key):
                           ema=c.optimizer.ema_decay > 0)
 
 
+def _run_chunk(exp, step, n, sampler, axis, unroll, state):
+  """n steps of ``step`` from ``state`` on batches of ``sampler``: the global batch, or with
+  per-device estimators (``axis``) each device's batch_size / devices samples."""
+  batch = exp.config.batch_size // (exp.devices if axis else 1)
+  return train.make_chunk(step, n, sampler, batch, axis_name=axis, unroll=unroll)(state)
+
+
 def single(exp) -> loop.Trainable:
   """One run: on one device, or data-parallel over ``exp.devices`` (ebm_gan.parallel)."""
   c, n_dev = exp.config, exp.devices
@@ -105,7 +112,6 @@ def single(exp) -> loop.Trainable:
   axis = parallel.AXIS if _per_device(exp) else None
   step = _step(exp, exp.tx, axis)
   mesh = parallel.device_mesh(n_dev) if n_dev > 1 else None
-  shard = n_dev if axis else 1  # per_device: every device draws batch_size / devices samples
 
   def init():  # one compiled program, not op by op
     state = jax.jit(lambda k, a: _initial_state(exp, exp.tx, sampler_of, a, k))(
@@ -114,8 +120,7 @@ def single(exp) -> loop.Trainable:
 
   def build_chunk(n, unroll):
     def chunk(a, state):
-      return train.make_chunk(step, n, sampler_of(a), c.batch_size // shard,
-                              axis_name=axis, unroll=unroll)(state)
+      return _run_chunk(exp, step, n, sampler_of(a), axis, unroll, state)
     return parallel.data_parallel(chunk, mesh) if axis else chunk
 
   jit = functools.partial(parallel.jit_global, mesh=mesh) if mesh and not axis else jax.jit
@@ -124,7 +129,7 @@ def single(exp) -> loop.Trainable:
 
 def group(exps) -> loop.Trainable:
   """K members in one program: vmapped, or unrolled under the per_step dispatch
-  (:func:`_unrolled_members`); over several devices, members are spread on the mesh
+  (:func:`unrolled_members`); over several devices, members are spread on the mesh
   (K % devices == 0) or, when they cannot be, every member is data-parallel (:func:`single`'s
   layouts)."""
   base = exps[0]
@@ -152,9 +157,8 @@ def group(exps) -> loop.Trainable:
   def build_chunk(n, unroll):
     def chunk(a, h, state):
       step = _step(base, optimizer(h["lr"], h["critic_lr"]), axis)
-      return train.make_chunk(step, n, sampler_of(a), c.batch_size // (n_dev if axis else 1),
-                              axis_name=axis, unroll=unroll)(state)
-    members = (_unrolled_members(chunk) if unroll
+      return _run_chunk(base, step, n, sampler_of(a), axis, unroll, state)
+    members = (unrolled_members(chunk) if unroll
                else jax.vmap(chunk, in_axes=(None, 0, 0)))
     if mesh is not None and (spread or axis):
       members = parallel.data_parallel(members, mesh, sharded_args=2 if spread else 0,
@@ -167,7 +171,7 @@ def group(exps) -> loop.Trainable:
                         size=len(exps), mapped=True)
 
 
-def _unrolled_members(chunk):
+def unrolled_members(chunk):
   """``chunk`` applied to each member of the stacked ``(h, state)`` in turn, in ONE program
   (a Python loop at trace time), outputs stacked: :func:`jax.vmap`'s result without its
   batching of the convolutions. vmap turns each member's convolution into one grouped
