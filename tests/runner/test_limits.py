@@ -87,6 +87,20 @@ def test_a_million_wide_layer_exits_2_with_one_paragraph(capsys):
   assert err.count("\n") == 1
 
 
+def test_members_with_one_game_share_one_measurement():
+  """The toy benchmark's 63 members (7 methods x seeds x rates) build 7 distinct games, so
+  the limits trace 7 of them, not 63 (a dry run: 6.8 s before, 0.55 s after); a member with
+  another architecture is measured again, and refused on its own numbers."""
+  limits._measured.cache_clear()
+  bench = os.path.join(ROOT, "experiments", "configs", "toy_benchmark.py")
+  assert cli.main(["--config", bench, "--dry-run", "--no-progress"], DEFAULT) == cli.EXIT_OK
+  assert limits._measured.cache_info().misses == 7
+  _build("model.energy_hidden=(5,)")
+  assert limits._measured.cache_info().misses == 8
+  with pytest.raises(ConfigError, match="model.energy_hidden=\\(20000, 20000\\)"):
+    _build("model.energy_hidden=(20000,20000)")
+
+
 def test_toy_games_smoke_caps_an_explicit_num_steps():
   c = cli.resolve_config(TOY, [("smoke", "true"), ("num_steps", "100000")])
   plan = toy_games.build(c)

@@ -24,6 +24,7 @@ refusal names the key, its value, the measured size, the bound and that variable
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -119,6 +120,15 @@ def _refuse(name: str, key: str, value, estimate: int) -> ConfigError:
       f"with room for it, raise the limit with the environment variable {var}.")
 
 
+@functools.lru_cache(maxsize=128)
+def _measured(game, shape: tuple) -> tuple[dict, int]:
+  """``(parameter shapes per player, largest activation per sample)`` of ``game`` for samples
+  of ``shape``. Games are values, so a sweep's members that differ only in seed, rates or
+  schedule share one measurement (the toy benchmark's 63 members: 7 games)."""
+  params = parameter_shapes(game, shape)
+  return params, largest_activation(game, params, shape)
+
+
 def check(config, game, shape=(2,)) -> None:
   """Refuses an 'ebm_gan' config whose game is beyond a bound (see the module docstring).
 
@@ -128,14 +138,13 @@ def check(config, game, shape=(2,)) -> None:
   Raises:
     ConfigError: naming the largest player's field (or ``batch_size``, ``critic_steps``).
   """
-  params = parameter_shapes(game, tuple(shape))
+  params, widest = _measured(game, tuple(shape))
   sizes = {player: count(p) for player, p in params.items()}
   total = sum(sizes.values())
   if total > bound("parameters"):
     largest = max(sizes, key=sizes.get)
     key = _player_key(config, game, largest, params[largest])
     raise _refuse("parameters", key, _value(config, key), total)
-  widest = largest_activation(game, params, tuple(shape))
   if config.batch_size * widest > bound("activations"):
     raise _refuse("activations", "batch_size", config.batch_size, config.batch_size * widest)
   if config.critic_steps > bound("critic_steps"):
