@@ -12,7 +12,7 @@ override but ``seed``:
 
 Under the table it states where the numbers came from (each member's ``provenance.json``):
 the git revisions, commands and package versions (with those of later launches of a resumed
-member), flagged when members disagree, and what the wall time measured (a vmapped group's,
+member), flagged when members disagree, and what the wall time measured (a sweep group's,
 summed over a resumed run's segments; marked where the record of earlier segments is missing).
 
 It reads files and formats numbers; the metrics themselves come from the members' summaries.
@@ -206,7 +206,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
   ``--workdir`` and ``--only``, whose selections are listed as the parts) and
   jax/jaxlib/python versions, each as ``first → later`` where a member was resumed under
   another, and flagged when the members disagree (a table mixing code or settings says so);
-  and what "wall s" measured: the vmapped group's wall time when seeds trained as one
+  and what "wall s" measured: the group's wall time when seeds trained as one
   program, summed over a resumed member's segments, and marked † where it misses the
   segments before a resume (their record is missing).
   """
@@ -232,7 +232,7 @@ def provenance_notes(sweep_dir: str, rows: Sequence[dict]) -> list[str]:
       notes.append("Parts, each run apart in its own --workdir: " + "; ".join(named))
   group = max((_number(r.get("vectorised_with")) for r in rows), default=math.nan)
   if group > 1:
-    notes.append(f"wall s: the wall time of the vmapped group that trained up to {group:g} "
+    notes.append(f"wall s: the wall time of the group that trained up to {group:g} "
                  "seeds as one program (the same for each of its members).")
   if any(_partial_wall(r) for r in rows if r.get("status") == Status.OK):
     notes.append(f"{PARTIAL_MARK.strip()}: some of these members were resumed from a "

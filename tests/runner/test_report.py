@@ -136,7 +136,7 @@ def test_a_wall_time_missing_earlier_segments_is_marked_and_explained(tmp_path):
   paths = report.write(str(tmp_path), str(tmp_path / "bench"))
   text = open(paths[0]).read()
   assert "counts only from the resume" in text
-  assert "vmapped group that trained up to 2 seeds" in text
+  assert "the group that trained up to 2 seeds" in text
   assert "provenance read for 0" in text  # no provenance.json: said, not guessed
   rows[1].update(wall_s_from_step="5000")  # the same, written by this version
   assert report._partial_wall(rows[1]) and not report._partial_wall(rows[0])
