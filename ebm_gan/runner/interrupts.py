@@ -30,8 +30,8 @@ import time
 # (a C extension half-initialised by an interrupted import aborted the interpreter at exit:
 # protobuf's, imported by TensorBoard's writer), and TensorBoard's writer and the
 # multiprocessing queue it feeds its writer thread through (interrupted there, the thread
-# never saw the writer's stop and the interpreter hung at exit joining it: 2 of 25 Ctrl-Cs
-# under load; tests/runner/test_resume.py).
+# never saw the writer's stop and the interpreter hung at exit joining it: 4 of 65 Ctrl-Cs
+# under load; tests/runner/test_resume.py, test_signals.py).
 _HELD_IN = tuple(f"{os.sep}{name}{os.sep}" for name in (
     "jax", "jaxlib", "orbax", "tensorboardX", "multiprocessing")) + ("<frozen importlib",)
 _POLL_S = 0.02

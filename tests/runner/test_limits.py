@@ -10,9 +10,9 @@ from ebm_gan.runner.programs.ebm_gan import config as config_lib
 from ebm_gan.runner.programs.ebm_gan import limits
 from ebm_gan.runner.programs import toy_games
 from ebm_gan.runner.registry import ConfigError
-from tiny_runs import DEFAULT, ROOT
+from tiny_runs import CONFIGS, DEFAULT
 
-TOY = os.path.join(ROOT, "experiments", "configs", "toy_games.py")
+TOY = os.path.join(CONFIGS, "toy_games.py")
 
 
 def _build(*overrides, path=DEFAULT):
@@ -92,7 +92,7 @@ def test_members_with_one_game_share_one_measurement():
   the limits trace 7 of them, not 63 (a dry run: 6.8 s before, 0.55 s after); a member with
   another architecture is measured again, and refused on its own numbers."""
   limits._measured.cache_clear()
-  bench = os.path.join(ROOT, "experiments", "configs", "toy_benchmark.py")
+  bench = os.path.join(CONFIGS, "toy_benchmark.py")
   assert cli.main(["--config", bench, "--dry-run", "--no-progress"], DEFAULT) == cli.EXIT_OK
   assert limits._measured.cache_info().misses == 7
   _build("model.energy_hidden=(5,)")
@@ -117,8 +117,8 @@ def test_conv_players_are_counted_as_the_closed_form():
   assert widest == 8 * 8 * 32
 
 
-DIGITS = os.path.join(ROOT, "experiments", "configs", "digits.py")
-STACKED = os.path.join(ROOT, "experiments", "configs", "stacked_digits.py")
+DIGITS = os.path.join(CONFIGS, "digits.py")
+STACKED = os.path.join(CONFIGS, "stacked_digits.py")
 
 
 @pytest.mark.parametrize("overrides, words", [

@@ -62,7 +62,7 @@ def test_a_signal_during_compilation_waits_for_xla_then_exits_cleanly(
   # The phase line is printed just before the compile call: signalled at once, it can land
   # while tqdm redraws the bar (raised there, at once: a clean stop, but not this test's case;
   # CI, under load, 1 in ~800). 0.5 s later the launcher is inside XLA's compiler, which
-  # takes ~2.5 s for this chunk on an idle core.
+  # takes ~2.8 s for this chunk here (the smoke run's compile_s).
   status, out = _signalled_run([*launcher_with_sigint, *SMOKE], tmp_path, sig,
                                "compiling the", then_wait_s=0.5)
   _assert_clean_stop(status, out, sig)
